@@ -1,0 +1,28 @@
+# libtollgate: the core every program links.
+noinst_LIBRARIES += lib/libtollgate.a
+lib_libtollgate_a_SOURCES = \
+	lib/util.c lib/buf.c lib/log.c lib/conf.c lib/netlist.c \
+	lib/dns.c lib/authres.c \
+	include/tollgate/util.h include/tollgate/buf.h include/tollgate/log.h \
+	include/tollgate/conf.h include/tollgate/dns.h \
+	include/tollgate/authres.h include/tollgate/module.h
+lib_libtollgate_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS)
+TG_CORE_LIBS = lib/libtollgate.a $(UNBOUND_LIBS)
+
+# Unit tests beside the code (cmocka).
+TG_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
+	-DTG_SRCDIR='"$(abs_top_srcdir)"' -DTG_BUILDDIR='"$(abs_top_builddir)"'
+check_PROGRAMS += lib/util_test lib/conf_test lib/dns_test lib/authres_test
+TESTS += lib/util_test lib/conf_test lib/dns_test lib/authres_test
+lib_util_test_SOURCES = lib/util_test.c
+lib_util_test_CFLAGS = $(TG_TEST_CFLAGS)
+lib_util_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
+lib_conf_test_SOURCES = lib/conf_test.c
+lib_conf_test_CFLAGS = $(TG_TEST_CFLAGS)
+lib_conf_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
+lib_dns_test_SOURCES = lib/dns_test.c
+lib_dns_test_CFLAGS = $(TG_TEST_CFLAGS) $(UNBOUND_CFLAGS)
+lib_dns_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
+lib_authres_test_SOURCES = lib/authres_test.c
+lib_authres_test_CFLAGS = $(TG_TEST_CFLAGS)
+lib_authres_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)

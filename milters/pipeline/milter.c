@@ -1,0 +1,542 @@
+/*
+ * tollgate-milter - the libmilter glue and the daemon's main.
+ *
+ * This is the only file that includes libmilter's headers.  Each libmilter
+ * callback maps to one pipeline stage; the connection's struct tg_ctx is
+ * the milter private data.  We negotiate away every event and reply the
+ * enabled modules do not need (each costs the MTA a round trip), and set
+ * TCP_NODELAY on the listening socket so a reply never waits for the
+ * MTA's delayed ACK.  libmilter runs each connection on its own thread.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "pipeline_int.h"
+#include "tollgate/buf.h"
+#include "tollgate/log.h"
+
+#ifndef TG_SYSCONFDIR
+#define TG_SYSCONFDIR "/etc"
+#endif
+
+/* One MTA connection: our context plus what was negotiated. */
+struct tg_conn {
+	struct tg_ctx	*tg;
+	SMFICTX		*smfi;
+	unsigned long	 pflags;	/* protocol flags agreed */
+};
+
+/* tg_milter_macro - macro lookup for the pipeline */
+static const char *
+tg_milter_macro(void *arg, const char *name)
+{
+	struct tg_conn	*c = arg;
+
+	return smfi_getsymval(c->smfi, (char *)name);
+}
+
+/* tg_milter_conn - the connection of a libmilter context */
+static struct tg_conn *
+tg_milter_conn(SMFICTX *smfi)
+{
+	struct tg_conn	*c = smfi_getpriv(smfi);
+
+	if (c == NULL) {
+		c = tg_calloc(1, sizeof(*c));
+		c->tg = tg_ctx_new(tg_milter_macro, c);
+		(void)smfi_setpriv(smfi, c);
+	}
+	c->smfi = smfi;
+	return c;
+}
+
+/* tg_milter_want - protocol flag f if the MTA offered it */
+static unsigned long
+tg_milter_want(unsigned long offered, unsigned long f, bool cond)
+{
+	return cond ? (offered & f) : 0;
+}
+
+/* tg_milter_negotiate - ask only for the events modules need */
+static sfsistat
+tg_milter_negotiate(SMFICTX *smfi, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+	unsigned long	 p = 0;
+
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
+	p |= tg_milter_want(f1, SMFIP_HDR_LEADSPC, true);
+	p |= tg_milter_want(f1, SMFIP_NR_HDR, true);
+	p |= tg_milter_want(f1, SMFIP_NR_BODY, true);
+	p |= tg_milter_want(f1, SMFIP_NOUNKNOWN, true);
+	p |= tg_milter_want(f1, SMFIP_NODATA, true);
+	p |= tg_milter_want(f1, SMFIP_NOHELO,
+	    !tg_pipeline_wants(TG_STAGE_HELO));
+	p |= tg_milter_want(f1, SMFIP_NOBODY,
+	    !tg_pipeline_wants(TG_STAGE_BODY));
+	p |= tg_milter_want(f1, SMFIP_NR_CONN,
+	    !tg_pipeline_wants(TG_STAGE_CONNECT));
+	p |= tg_milter_want(f1, SMFIP_NR_MAIL,
+	    !tg_pipeline_wants(TG_STAGE_ENVFROM));
+	p |= tg_milter_want(f1, SMFIP_NR_RCPT,
+	    !tg_pipeline_wants(TG_STAGE_ENVRCPT));
+	p |= tg_milter_want(f1, SMFIP_NR_EOH, !tg_pipeline_wants(TG_STAGE_EOH));
+	*pf1 = p;
+	*pf2 = *pf3 = 0;
+	c->pflags = p;
+	return SMFIS_CONTINUE;
+}
+
+/* tg_milter_status - a stage verdict as libmilter's answer */
+static sfsistat
+tg_milter_status(struct tg_conn *c, enum tg_verdict v, unsigned long nr)
+{
+	const char	*rcode, *xcode, *text;
+	bool		 rej = v == TG_REJECT;
+
+	if (v == TG_CONTINUE || v == TG_QUARANTINE)
+		return (c->pflags & nr) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	if (v == TG_ACCEPT)
+		return SMFIS_ACCEPT;
+	if (v == TG_DISCARD)
+		return SMFIS_DISCARD;
+	tg_ctx_get_reply(c->tg, &rcode, &xcode, &text);
+	if (rcode == NULL || *rcode != (rej ? '5' : '4'))
+		rcode = xcode = text = NULL;
+	if (smfi_setreply(c->smfi, (char *)(rcode ? rcode : rej ? "550" : "451"),
+	    (char *)(xcode ? xcode : rej ? "5.7.1" : "4.7.1"),
+	    (char *)(text ? text : rej ? "message rejected" :
+	    "try again later")) != MI_SUCCESS)
+		tg_log_warnx(c->tg, "smfi_setreply failed");
+	return rej ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+}
+
+/* tg_milter_end_if_final - release the message if v ended it */
+static sfsistat
+tg_milter_msg_status(struct tg_conn *c, enum tg_verdict v, unsigned long nr)
+{
+	sfsistat	s = tg_milter_status(c, v, nr);
+
+	if (v != TG_CONTINUE && v != TG_QUARANTINE)
+		tg_stage_done(c->tg);
+	return s;
+}
+
+/* tg_milter_connect - xxfi_connect */
+static sfsistat
+tg_milter_connect(SMFICTX *smfi, char *host, _SOCK_ADDR *sa)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+	char		 addr[INET6_ADDRSTRLEN] = "";
+	const void	*src = NULL;
+
+	if (sa != NULL && sa->sa_family == AF_INET)
+		src = &((struct sockaddr_in *)(void *)sa)->sin_addr;
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		src = &((struct sockaddr_in6 *)(void *)sa)->sin6_addr;
+	if (src != NULL && inet_ntop(sa->sa_family, src, addr,
+	    sizeof(addr)) == NULL)
+		src = NULL;
+	return tg_milter_status(c, tg_stage_connect(c->tg, host,
+	    src != NULL ? addr : NULL), SMFIP_NR_CONN);
+}
+
+/* tg_milter_helo - xxfi_helo */
+static sfsistat
+tg_milter_helo(SMFICTX *smfi, char *name)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+
+	return tg_milter_status(c, tg_stage_helo(c->tg, name), SMFIP_NR_HELO);
+}
+
+/* tg_milter_envfrom - xxfi_envfrom */
+static sfsistat
+tg_milter_envfrom(SMFICTX *smfi, char **argv)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+
+	return tg_milter_msg_status(c, tg_stage_envfrom(c->tg, argv[0]),
+	    SMFIP_NR_MAIL);
+}
+
+/* tg_milter_envrcpt - xxfi_envrcpt; a refusal is for this rcpt only */
+static sfsistat
+tg_milter_envrcpt(SMFICTX *smfi, char **argv)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+	enum tg_verdict	 v;
+
+	v = tg_stage_envrcpt(c->tg, argv[0]);
+	if (v == TG_REJECT || v == TG_TEMPFAIL)
+		return tg_milter_status(c, v, SMFIP_NR_RCPT);
+	return tg_milter_msg_status(c, v, SMFIP_NR_RCPT);
+}
+
+/* tg_milter_header - xxfi_header; keeps the leading space */
+static sfsistat
+tg_milter_header(SMFICTX *smfi, char *name, char *value)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+	char		*v = NULL;
+
+	if (!(c->pflags & SMFIP_HDR_LEADSPC))
+		v = tg_printf_dup(" %s", value);
+	(void)tg_stage_header(c->tg, name, v != NULL ? v : value);
+	free(v);
+	return (c->pflags & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* tg_milter_eoh - xxfi_eoh */
+static sfsistat
+tg_milter_eoh(SMFICTX *smfi)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+
+	return tg_milter_msg_status(c, tg_stage_eoh(c->tg), SMFIP_NR_EOH);
+}
+
+/* tg_milter_body - xxfi_body */
+static sfsistat
+tg_milter_body(SMFICTX *smfi, unsigned char *p, size_t n)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+
+	(void)tg_stage_body(c->tg, p, n);
+	return (c->pflags & SMFIP_NR_BODY) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* tg_milter_value - a header value as the MTA wants it: LF folds only,
+ * and a leading space when we agreed to see (and so send) it */
+static char *
+tg_milter_value(const struct tg_conn *c, const char *value)
+{
+	struct tg_buf	 b;
+	const char	*p;
+
+	tg_buf_init(&b);
+	if (c->pflags & SMFIP_HDR_LEADSPC)
+		tg_buf_putc(&b, ' ');
+	for (p = value; *p != '\0'; p++)
+		if (*p != '\r')
+			tg_buf_putc(&b, *p);
+	return tg_buf_steal(&b);
+}
+
+/* tg_milter_apply - the pipeline's header edits, in order */
+static void
+tg_milter_apply(struct tg_conn *c)
+{
+	const struct tg_edit	*e;
+	size_t			 n, i;
+	char			*v;
+	int			 r = MI_SUCCESS;
+
+	n = tg_ctx_edits(c->tg, &e);
+	for (i = 0; i < n; i++) {
+		v = e[i].value != NULL ? tg_milter_value(c, e[i].value) : NULL;
+		switch (e[i].kind) {
+		case TG_EDIT_ADD:
+			r = smfi_addheader(c->smfi, (char *)e[i].name, v);
+			break;
+		case TG_EDIT_PREPEND:
+			r = smfi_insheader(c->smfi, 0, (char *)e[i].name, v);
+			break;
+		case TG_EDIT_DELETE:
+			r = smfi_chgheader(c->smfi, (char *)e[i].name,
+			    (int)e[i].index, NULL);
+			break;
+		}
+		free(v);
+		if (r != MI_SUCCESS)
+			tg_log_warnx(c->tg, "header edit failed: %s",
+			    e[i].name);
+	}
+}
+
+/* tg_milter_eom - xxfi_eom: decide, edit, answer */
+static sfsistat
+tg_milter_eom(SMFICTX *smfi)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+	enum tg_verdict	 v;
+	const char	*why;
+	sfsistat	 s;
+
+	v = tg_stage_eom(c->tg);
+	if (v == TG_ACCEPT || v == TG_QUARANTINE) {
+		tg_milter_apply(c);
+		if (tg_ctx_quarantined(c->tg, &why) &&
+		    smfi_quarantine(smfi, (char *)why) != MI_SUCCESS)
+			tg_log_warnx(c->tg, "smfi_quarantine failed");
+	}
+	s = tg_milter_status(c, v == TG_QUARANTINE ? TG_ACCEPT : v, 0);
+	tg_stage_done(c->tg);
+	return s;
+}
+
+/* tg_milter_abort - xxfi_abort */
+static sfsistat
+tg_milter_abort(SMFICTX *smfi)
+{
+	struct tg_conn	*c = tg_milter_conn(smfi);
+
+	tg_stage_abort(c->tg);
+	return SMFIS_CONTINUE;
+}
+
+/* tg_milter_close - xxfi_close */
+static sfsistat
+tg_milter_close(SMFICTX *smfi)
+{
+	struct tg_conn	*c = smfi_getpriv(smfi);
+
+	if (c != NULL) {
+		c->tg = tg_ctx_free(c->tg);
+		free(c);
+		(void)smfi_setpriv(smfi, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc tg_milter_desc = {
+	.xxfi_name = "tollgate",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
+	.xxfi_connect = tg_milter_connect,
+	.xxfi_helo = tg_milter_helo,
+	.xxfi_envfrom = tg_milter_envfrom,
+	.xxfi_envrcpt = tg_milter_envrcpt,
+	.xxfi_header = tg_milter_header,
+	.xxfi_eoh = tg_milter_eoh,
+	.xxfi_body = tg_milter_body,
+	.xxfi_eom = tg_milter_eom,
+	.xxfi_abort = tg_milter_abort,
+	.xxfi_close = tg_milter_close,
+	.xxfi_negotiate = tg_milter_negotiate,
+};
+
+/*
+ * tg_milter_nodelay - TCP_NODELAY on libmilter's listening sockets.
+ * libmilter does not expose its socket, so find it among our open file
+ * descriptors; Linux passes the option on to accepted sockets.  Without
+ * it the last of several replies waits ~40 ms for the MTA's delayed ACK.
+ */
+static void
+tg_milter_nodelay(void)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	struct rlimit		rl;
+	int			fd, on = 1, listening;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur > 65536)
+		rl.rlim_cur = 65536;
+	for (fd = 3; fd < (int)rl.rlim_cur; fd++) {
+		len = sizeof(listening);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+		    &len) == -1 || !listening)
+			continue;
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+		    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+			continue;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on)) == -1)
+			tg_log_warn(NULL, "setsockopt TCP_NODELAY");
+	}
+}
+
+/* tg_milter_usage - the command line, then exit */
+static TG_NORETURN void
+tg_milter_usage(void)
+{
+	fprintf(stderr, "usage: tollgate-milter [-f] [-c confdir] [-p socket] "
+	    "[-P pidfile]\n       tollgate-milter --print-defaults\n");
+	exit(EX_USAGE);
+}
+
+struct tg_milter_args {
+	const char	*confdir;
+	const char	*socket;
+	const char	*pidfile;
+	bool		 foreground;
+};
+
+/* tg_milter_args - parse the command line */
+static void
+tg_milter_args(int argc, char **argv, struct tg_milter_args *a)
+{
+	static const struct option longopts[] = {
+		{ "print-defaults", no_argument, NULL, 'D' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const struct tg_conf_section	*secs;
+	size_t				 n;
+	int				 ch;
+
+	a->confdir = TG_SYSCONFDIR "/tollgate/conf.d";
+	while ((ch = getopt_long(argc, argv, "c:fp:P:", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			a->confdir = optarg;
+			break;
+		case 'f':
+			a->foreground = true;
+			break;
+		case 'p':
+			a->socket = optarg;
+			break;
+		case 'P':
+			a->pidfile = optarg;
+			break;
+		case 'D':
+			secs = tg_pipeline_sections(&n);
+			tg_conf_defaults(secs, n);
+			tg_conf_print_defaults(stdout, secs, n);
+			tg_conf_free(secs, n);
+			exit(0);
+		default:
+			tg_milter_usage();
+		}
+	}
+	if (optind != argc)
+		tg_milter_usage();
+}
+
+/*
+ * tg_milter_daemonize - fork before any thread exists; the parent waits
+ * on a pipe until the child says start-up went well (or why not), so the
+ * operator sees start-up errors and the exit status tells.
+ */
+static int
+tg_milter_daemonize(void)
+{
+	char	buf[600];
+	ssize_t	n;
+	int	fds[2];
+	pid_t	pid;
+
+	if (pipe(fds) == -1)
+		tg_fatal(EX_OSERR, "pipe");
+	if ((pid = fork()) == -1)
+		tg_fatal(EX_OSERR, "fork");
+	if (pid > 0) {
+		(void)close(fds[1]);
+		n = read(fds[0], buf, sizeof(buf) - 1);
+		if (n == 2 && memcmp(buf, "ok", 2) == 0)
+			_exit(0);
+		buf[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "tollgate-milter: %s\n",
+		    n > 0 ? buf : "start-up failed");
+		_exit(EX_CONFIG);
+	}
+	(void)close(fds[0]);
+	if (setsid() == -1)
+		tg_fatal(EX_OSERR, "setsid");
+	return fds[1];
+}
+
+/* tg_milter_ready - tell the waiting parent how start-up went */
+static void
+tg_milter_ready(int fd, const char *error)
+{
+	const char	*msg = error != NULL ? error : "ok";
+	int		 null;
+
+	if (fd < 0)
+		return;
+	(void)!write(fd, msg, strlen(msg));
+	(void)close(fd);
+	if (error == NULL && (null = open("/dev/null", O_RDWR)) != -1) {
+		(void)dup2(null, STDIN_FILENO);
+		(void)dup2(null, STDOUT_FILENO);
+		(void)dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			(void)close(null);
+	}
+}
+
+/* tg_milter_fail - a start-up failure: tell the parent, log, exit */
+static TG_NORETURN void
+tg_milter_fail(int fd, int code, const char *text)
+{
+	tg_milter_ready(fd, text);
+	tg_fatalx(code, "%s", text);
+}
+
+/* tg_milter_pidfile - write our pid */
+static void
+tg_milter_pidfile(int fd, const char *path)
+{
+	char	 buf[600];
+	FILE	*fp;
+
+	if (path == NULL || *path == '\0')
+		return;
+	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%ld\n",
+	    (long)getpid()) < 0 || fclose(fp) != 0) {
+		(void)snprintf(buf, sizeof(buf), "%s: %s", path,
+		    strerror(errno));
+		tg_milter_fail(fd, EX_CANTCREAT, buf);
+	}
+}
+
+/* main - start up, then let libmilter run the connections */
+int
+main(int argc, char **argv)
+{
+	struct tg_milter_args	 a;
+	struct tg_pipeline_opts	 opts;
+	struct tg_err		 err;
+	const char		*sock;
+	char			 buf[600];
+	int			 ready = -1, rc;
+
+	memset(&a, 0, sizeof(a));
+	tg_milter_args(argc, argv, &a);
+	tg_log_open("tollgate-milter", a.foreground);
+	if (!a.foreground)
+		ready = tg_milter_daemonize();
+	memset(&opts, 0, sizeof(opts));
+	opts.confdir = a.confdir;
+	if (tg_pipeline_init(&opts, &err) != TG_OK)
+		tg_milter_fail(ready, EX_CONFIG, err.text);
+	sock = a.socket != NULL ? a.socket : tg_core_conf.socket;
+	if (smfi_setconn((char *)sock) != MI_SUCCESS ||
+	    smfi_register(tg_milter_desc) != MI_SUCCESS ||
+	    smfi_opensocket(true) != MI_SUCCESS) {
+		(void)snprintf(buf, sizeof(buf), "cannot listen on %s", sock);
+		tg_milter_fail(ready, EX_UNAVAILABLE, buf);
+	}
+	tg_milter_nodelay();
+	tg_milter_pidfile(ready, a.pidfile != NULL ? a.pidfile :
+	    tg_core_conf.pid_file);
+	tg_log_notice(NULL, "listening on %s", sock);
+	tg_milter_ready(ready, NULL);
+	rc = smfi_main();
+	tg_log_notice(NULL, "stopping");
+	tg_pipeline_fini();
+	return rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+}

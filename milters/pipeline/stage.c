@@ -1,0 +1,352 @@
+/*
+ * stage - running the enabled modules at each SMTP stage.
+ *
+ * Modules run in registry order.  A module's verdict other than continue
+ * ends the message at once (the strongest verdict wins if several come at
+ * end of message), except at RCPT, where a reject or tempfail refuses
+ * that recipient only, and at header and body, where the verdict waits
+ * for eoh and eom since the MTA gets no reply per header or chunk.  The
+ * pipeline itself removes Authentication-Results headers that claim our
+ * authserv-id (RFC 8601 5), adds our one header at end of message, and
+ * logs one decision line per message.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_int.h"
+#include "tollgate/authres.h"
+#include "tollgate/buf.h"
+#include "tollgate/log.h"
+
+typedef enum tg_verdict (*tg_stage_call)(struct tg_ctx *,
+    const struct tg_module *, const void *);
+
+/* tg_stage_run - call one stage in every enabled module that hooks it */
+static enum tg_verdict
+tg_stage_run(struct tg_ctx *ctx, tg_stage_call call, const void *arg,
+    bool stop_early)
+{
+	enum tg_verdict	v, result = TG_CONTINUE;
+	size_t		i;
+
+	for (i = 0; i < tg_registry_count(); i++) {
+		if (!tg_registry_enabled(i))
+			continue;
+		ctx->module = (int)i;
+		v = call(ctx, tg_registry_module(i), arg);
+		ctx->module = -1;
+		if (v == TG_QUARANTINE && ctx->msg != NULL &&
+		    ctx->msg->quarantine == NULL)
+			ctx->msg->quarantine = tg_ctx_strdup(ctx,
+			    tg_registry_module(i)->name);
+		result = tg_verdict_stronger(result, v);
+		if (stop_early && (v == TG_REJECT || v == TG_TEMPFAIL ||
+		    v == TG_DISCARD || v == TG_ACCEPT))
+			break;
+	}
+	return result;
+}
+
+/* tg_stage_decide - record a message-level verdict; log if it is final */
+static enum tg_verdict
+tg_stage_decide(struct tg_ctx *ctx, enum tg_verdict v, const char *stage)
+{
+	struct tg_ctx_msg	*msg = ctx->msg;
+	struct tg_buf		 b;
+	const char		*why;
+	size_t			 i;
+
+	if (msg == NULL)
+		return v;
+	msg->verdict = tg_verdict_stronger(msg->verdict, v);
+	if (v == TG_CONTINUE || v == TG_QUARANTINE)
+		return v;
+	tg_buf_init(&b);
+	tg_buf_printf(&b, "decision stage=%s client=%s[%s] helo=%s "
+	    "from=%s rcpts=%zu auth=%s", stage,
+	    ctx->hostname != NULL ? ctx->hostname : "localhost",
+	    ctx->addr != NULL ? ctx->addr : "local",
+	    ctx->helo != NULL ? ctx->helo : "-", tg_ctx_mail_from(ctx),
+	    msg->nrcpts, msg->auth_user != NULL ? msg->auth_user : "-");
+	for (i = 0; i < tg_registry_count(); i++)
+		if (tg_registry_enabled(i))
+			tg_buf_printf(&b, " %s=%s", tg_registry_module(i)->name,
+			    msg->results[i] != NULL ? msg->results[i] : "-");
+	tg_buf_printf(&b, " action=%s", tg_verdict_name(
+	    msg->verdict == TG_CONTINUE ? TG_ACCEPT : msg->verdict));
+	if (tg_ctx_quarantined(ctx, &why))
+		tg_buf_printf(&b, " quarantine=%s", why);
+	if (msg->reply_rcode != NULL)
+		tg_buf_printf(&b, " reply=\"%s %s %s\"", msg->reply_rcode,
+		    msg->reply_xcode, msg->reply_text);
+	free(msg->decision);
+	msg->decision = tg_buf_steal(&b);
+	tg_log_info(ctx, "%s", msg->decision);
+	return v;
+}
+
+/* tg_call_connect - one module's connect hook */
+static enum tg_verdict
+tg_call_connect(struct tg_ctx *ctx, const struct tg_module *m,
+    const void *arg)
+{
+	return m->connect != NULL ? m->connect(ctx, &ctx->peer) : TG_CONTINUE;
+}
+
+/* tg_stage_connect - a new SMTP connection */
+enum tg_verdict
+tg_stage_connect(struct tg_ctx *ctx, const char *hostname, const char *addr)
+{
+	free(ctx->hostname);
+	free(ctx->addr);
+	ctx->hostname = tg_strdup(hostname != NULL ? hostname : "localhost");
+	ctx->addr = addr != NULL ? tg_strdup(addr) : NULL;
+	ctx->peer.hostname = ctx->hostname;
+	ctx->peer.addr = ctx->addr;
+	/* No address: a local submission (Postfix non_smtpd_milters). */
+	ctx->internal = addr == NULL ||
+	    tg_netlist_match(tg_pipeline_internal_nets(), addr);
+	return tg_stage_run(ctx, tg_call_connect, NULL, true);
+}
+
+/* tg_call_helo - one module's helo hook */
+static enum tg_verdict
+tg_call_helo(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
+{
+	return m->helo != NULL ? m->helo(ctx, arg) : TG_CONTINUE;
+}
+
+/* tg_stage_helo - HELO or EHLO */
+enum tg_verdict
+tg_stage_helo(struct tg_ctx *ctx, const char *name)
+{
+	free(ctx->helo);
+	ctx->helo = tg_strdup(name);
+	return tg_stage_run(ctx, tg_call_helo, name, true);
+}
+
+/* tg_call_envfrom - one module's envfrom hook */
+static enum tg_verdict
+tg_call_envfrom(struct tg_ctx *ctx, const struct tg_module *m,
+    const void *arg)
+{
+	return m->envfrom != NULL ? m->envfrom(ctx, arg) : TG_CONTINUE;
+}
+
+/* tg_stage_envfrom - MAIL FROM starts a message */
+enum tg_verdict
+tg_stage_envfrom(struct tg_ctx *ctx, const char *from)
+{
+	const char	*auth;
+
+	tg_ctx_msg_begin(ctx);
+	ctx->msg->mail_from = tg_ctx_strdup(ctx, from);
+	auth = tg_ctx_macro(ctx, "{auth_authen}");
+	if (auth != NULL && *auth != '\0')
+		ctx->msg->auth_user = tg_ctx_strdup(ctx, auth);
+	return tg_stage_decide(ctx, tg_stage_run(ctx, tg_call_envfrom, from,
+	    true), "mail");
+}
+
+/* tg_call_envrcpt - one module's envrcpt hook */
+static enum tg_verdict
+tg_call_envrcpt(struct tg_ctx *ctx, const struct tg_module *m,
+    const void *arg)
+{
+	return m->envrcpt != NULL ? m->envrcpt(ctx, arg) : TG_CONTINUE;
+}
+
+/* tg_stage_envrcpt - one RCPT TO; a refusal concerns that recipient */
+enum tg_verdict
+tg_stage_envrcpt(struct tg_ctx *ctx, const char *rcpt)
+{
+	struct tg_ctx_msg	*msg;
+	enum tg_verdict		 v;
+
+	if (ctx->msg == NULL)
+		tg_ctx_msg_begin(ctx);
+	msg = ctx->msg;
+	v = tg_stage_run(ctx, tg_call_envrcpt, rcpt, true);
+	if (v == TG_REJECT || v == TG_TEMPFAIL) {
+		tg_log_info(ctx, "recipient refused: rcpt=%s action=%s", rcpt,
+		    tg_verdict_name(v));
+		return v;
+	}
+	msg->rcpts = tg_reallocarray(msg->rcpts, msg->nrcpts + 1,
+	    sizeof(*msg->rcpts));
+	msg->rcpts[msg->nrcpts++] = tg_ctx_strdup(ctx, rcpt);
+	return tg_stage_decide(ctx, v, "rcpt");
+}
+
+/* tg_call_header - one module's header hook */
+static enum tg_verdict
+tg_call_header(struct tg_ctx *ctx, const struct tg_module *m,
+    const void *arg)
+{
+	const char *const *nv = arg;
+
+	return m->header != NULL ? m->header(ctx, nv[0], nv[1]) : TG_CONTINUE;
+}
+
+/* tg_header_crlf - value with bare LF line breaks made CRLF */
+static char *
+tg_header_crlf(struct tg_ctx *ctx, const char *value)
+{
+	struct tg_buf	 b;
+	const char	*p;
+	char		*out;
+
+	if (strchr(value, '\n') == NULL)
+		return (char *)value;
+	tg_buf_init(&b);
+	for (p = value; *p != '\0'; p++) {
+		if (*p == '\n' && (p == value || p[-1] != '\r'))
+			tg_buf_putc(&b, '\r');
+		tg_buf_putc(&b, *p);
+	}
+	out = tg_ctx_strdup(ctx, tg_buf_cstr(&b));
+	tg_buf_fini(&b);
+	return out;
+}
+
+/* tg_header_forged_ar - an Authentication-Results claiming our id */
+static void
+tg_header_forged_ar(struct tg_ctx *ctx, const char *name, const char *value)
+{
+	char	id[256];
+
+	if (tg_strcasecmp(name, "Authentication-Results") != 0)
+		return;
+	ctx->msg->ar_seen++;
+	if (tg_authres_authserv_id(value, id, sizeof(id)) &&
+	    tg_strcasecmp(id, tg_core_conf.authserv_id) == 0) {
+		tg_log_info(ctx, "removing forged Authentication-Results "
+		    "header %zu", ctx->msg->ar_seen);
+		tg_ctx_delete_header(ctx, name, ctx->msg->ar_seen);
+	}
+}
+
+/* tg_stage_header - one header; the verdict waits for eoh */
+enum tg_verdict
+tg_stage_header(struct tg_ctx *ctx, const char *name, const char *value)
+{
+	const char	*nv[2];
+
+	if (ctx->msg == NULL)
+		tg_ctx_msg_begin(ctx);
+	nv[0] = name;
+	nv[1] = tg_header_crlf(ctx, value);
+	ctx->msg->nheaders++;
+	tg_header_forged_ar(ctx, name, nv[1]);
+	ctx->msg->pending = tg_verdict_stronger(ctx->msg->pending,
+	    tg_stage_run(ctx, tg_call_header, nv, false));
+	return TG_CONTINUE;
+}
+
+/* tg_call_eoh - one module's eoh hook */
+static enum tg_verdict
+tg_call_eoh(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
+{
+	return m->eoh != NULL ? m->eoh(ctx) : TG_CONTINUE;
+}
+
+/* tg_stage_eoh - end of headers */
+enum tg_verdict
+tg_stage_eoh(struct tg_ctx *ctx)
+{
+	enum tg_verdict	v;
+
+	if (ctx->msg == NULL)
+		tg_ctx_msg_begin(ctx);
+	v = ctx->msg->pending;
+	ctx->msg->pending = TG_CONTINUE;
+	if (v == TG_CONTINUE || v == TG_QUARANTINE)
+		v = tg_verdict_stronger(v, tg_stage_run(ctx, tg_call_eoh, NULL,
+		    true));
+	return tg_stage_decide(ctx, v, "eoh");
+}
+
+/* tg_call_body - one module's body hook */
+static enum tg_verdict
+tg_call_body(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
+{
+	const struct { const unsigned char *p; size_t n; } *chunk = arg;
+
+	return m->body != NULL ? m->body(ctx, chunk->p, chunk->n) :
+	    TG_CONTINUE;
+}
+
+/* tg_stage_body - one body chunk; the verdict waits for eom */
+enum tg_verdict
+tg_stage_body(struct tg_ctx *ctx, const unsigned char *p, size_t n)
+{
+	struct { const unsigned char *p; size_t n; } chunk = { p, n };
+
+	if (ctx->msg == NULL)
+		tg_ctx_msg_begin(ctx);
+	ctx->msg->body_bytes += n;
+	ctx->msg->pending = tg_verdict_stronger(ctx->msg->pending,
+	    tg_stage_run(ctx, tg_call_body, &chunk, false));
+	return TG_CONTINUE;
+}
+
+/* tg_call_eom - one module's eom hook */
+static enum tg_verdict
+tg_call_eom(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
+{
+	return m->eom != NULL ? m->eom(ctx) : TG_CONTINUE;
+}
+
+/* tg_stage_eom - end of message: every module decides, then we log */
+enum tg_verdict
+tg_stage_eom(struct tg_ctx *ctx)
+{
+	struct tg_ctx_msg	*msg;
+	enum tg_verdict		 v;
+	char			*ar;
+
+	if (ctx->msg == NULL)
+		tg_ctx_msg_begin(ctx);
+	msg = ctx->msg;
+	v = tg_verdict_stronger(msg->pending,
+	    tg_stage_run(ctx, tg_call_eom, NULL, false));
+	if (msg->nauthres > 0) {
+		ar = tg_authres_build(tg_core_conf.authserv_id,
+		    (const char *const *)msg->authres, msg->nauthres);
+		tg_ctx_prepend_header(ctx, "Authentication-Results", ar);
+		free(ar);
+	}
+	if (v == TG_CONTINUE)
+		v = TG_ACCEPT;
+	return tg_stage_decide(ctx, v, "eom");
+}
+
+/* tg_call_abort - one module's abort hook */
+static enum tg_verdict
+tg_call_abort(struct tg_ctx *ctx, const struct tg_module *m,
+    const void *arg)
+{
+	if (m->abort != NULL)
+		m->abort(ctx);
+	return TG_CONTINUE;
+}
+
+/* tg_stage_abort - the MTA abandoned the message */
+void
+tg_stage_abort(struct tg_ctx *ctx)
+{
+	if (ctx->msg == NULL)
+		return;
+	(void)tg_stage_run(ctx, tg_call_abort, NULL, false);
+	tg_log_debug(ctx, "message aborted");
+	tg_ctx_msg_end(ctx);
+}
+
+/* tg_stage_done - the driver applied the result; release the message */
+void
+tg_stage_done(struct tg_ctx *ctx)
+{
+	tg_ctx_msg_end(ctx);
+}

@@ -1,0 +1,11 @@
+/*
+ * ctl.h - tollgatectl's commands, one file each.
+ */
+#ifndef TOLLGATE_CTL_H
+#define TOLLGATE_CTL_H
+
+/* Each command gets argv from its own name on and returns an exit code. */
+int	ctl_scan(int, char **);
+int	ctl_config(int, char **);
+
+#endif

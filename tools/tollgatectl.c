@@ -1,0 +1,90 @@
+/*
+ * tollgatectl - the operator's command line: one verb per file.
+ *
+ * This file only dispatches.  Commands use the same pipeline and
+ * configuration code as the daemons, never a second implementation.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "ctl.h"
+#include "tollgate/conf.h"
+#include "tollgate/log.h"
+#include "tollgate/pipeline.h"
+
+#ifndef TG_SYSCONFDIR
+#define TG_SYSCONFDIR "/etc"
+#endif
+
+static const struct {
+	const char	*name;
+	int		(*run)(int, char **);
+	const char	*usage;
+} ctl_commands[] = {
+	{ "scan", ctl_scan, "scan [options] MESSAGE...   run messages "
+	    "through the pipeline" },
+	{ "config", ctl_config, "config check|defaults [-c DIR]   check or "
+	    "print the configuration" },
+};
+
+/* ctl_usage - list the commands */
+static int
+ctl_usage(void)
+{
+	size_t	i;
+
+	fprintf(stderr, "usage: tollgatectl COMMAND ...\n");
+	for (i = 0; i < TG_NITEMS(ctl_commands); i++)
+		fprintf(stderr, "  tollgatectl %s\n", ctl_commands[i].usage);
+	return EX_USAGE;
+}
+
+/* ctl_config - config check: load what the daemon would */
+int
+ctl_config(int argc, char **argv)
+{
+	const struct tg_conf_section	*secs;
+	struct tg_pipeline_opts		 opts;
+	struct tg_err			 err;
+	size_t				 n;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.confdir = TG_SYSCONFDIR "/tollgate/conf.d";
+	if (argc >= 4 && strcmp(argv[2], "-c") == 0)
+		opts.confdir = argv[3];
+	if (argc >= 2 && strcmp(argv[1], "defaults") == 0) {
+		secs = tg_pipeline_sections(&n);
+		tg_conf_defaults(secs, n);
+		tg_conf_print_defaults(stdout, secs, n);
+		tg_conf_free(secs, n);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "check") != 0)
+		return ctl_usage();
+	if (tg_pipeline_init(&opts, &err) != TG_OK) {
+		fprintf(stderr, "tollgatectl: %s\n", err.text);
+		tg_pipeline_fini();
+		return EX_CONFIG;
+	}
+	printf("%s: configuration ok\n", opts.confdir);
+	tg_pipeline_fini();
+	return 0;
+}
+
+/* main - dispatch to the command */
+int
+main(int argc, char **argv)
+{
+	size_t	i;
+
+	tg_log_open("tollgatectl", true);
+	if (argc < 2)
+		return ctl_usage();
+	for (i = 0; i < TG_NITEMS(ctl_commands); i++)
+		if (strcmp(argv[1], ctl_commands[i].name) == 0)
+			return ctl_commands[i].run(argc - 1, argv + 1);
+	return ctl_usage();
+}
