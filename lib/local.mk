@@ -11,7 +11,8 @@ TG_CORE_LIBS = lib/libtollgate.a $(UNBOUND_LIBS)
 
 # Unit tests beside the code (cmocka).
 TG_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
-	-DTG_SRCDIR='"$(abs_top_srcdir)"' -DTG_BUILDDIR='"$(abs_top_builddir)"'
+	-DTG_SRCDIR='"$(abs_top_srcdir)"' -DTG_BUILDDIR='"$(abs_top_builddir)"' \
+	-DTG_TESTDATA='"$(TG_TESTDATA)"'
 check_PROGRAMS += lib/util_test lib/conf_test lib/dns_test lib/authres_test
 TESTS += lib/util_test lib/conf_test lib/dns_test lib/authres_test
 lib_util_test_SOURCES = lib/util_test.c
