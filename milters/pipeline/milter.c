@@ -89,7 +89,12 @@ tg_milter_negotiate(SMFICTX *smfi, unsigned long f0, unsigned long f1,
 	p |= tg_milter_want(f1, SMFIP_NR_HDR, true);
 	p |= tg_milter_want(f1, SMFIP_NR_BODY, true);
 	p |= tg_milter_want(f1, SMFIP_NOUNKNOWN, true);
-	p |= tg_milter_want(f1, SMFIP_NODATA, true);
+	/*
+	 * Keep the DATA event, with its reply, although no module wants it.
+	 * Postfix sends the DATA macros even under SMFIP_NODATA, on their own
+	 * and with no reply to carry our ACK back; Nagle then holds the first
+	 * header behind them until our delayed ACK fires, 40 ms per message.
+	 */
 	p |= tg_milter_want(f1, SMFIP_NOHELO,
 	    !tg_pipeline_wants(TG_STAGE_HELO));
 	p |= tg_milter_want(f1, SMFIP_NOBODY,
@@ -243,35 +248,50 @@ tg_milter_value(const struct tg_conn *c, const char *value)
 	return tg_buf_steal(&b);
 }
 
-/* tg_milter_apply - the pipeline's header edits, in order */
+/* tg_milter_apply_one - one header edit through libmilter */
+static void
+tg_milter_apply_one(struct tg_conn *c, const struct tg_edit *e)
+{
+	char	*v;
+	int	 r = MI_SUCCESS;
+
+	v = e->value != NULL ? tg_milter_value(c, e->value) : NULL;
+	switch (e->kind) {
+	case TG_EDIT_ADD:
+		r = smfi_addheader(c->smfi, (char *)e->name, v);
+		break;
+	case TG_EDIT_PREPEND:
+		r = smfi_insheader(c->smfi, 0, (char *)e->name, v);
+		break;
+	case TG_EDIT_DELETE:
+		r = smfi_chgheader(c->smfi, (char *)e->name, (int)e->index,
+		    NULL);
+		break;
+	}
+	free(v);
+	if (r != MI_SUCCESS)
+		tg_log_warnx(c->tg, "header edit failed: %s", e->name);
+}
+
+/*
+ * tg_milter_apply - the pipeline's header edits.  Deletions go first and
+ * from the highest index down: an index names the n-th header of the
+ * received message, and Postfix counts the headers as they stand, so an
+ * earlier deletion or a header inserted above would shift the rest.
+ */
 static void
 tg_milter_apply(struct tg_conn *c)
 {
 	const struct tg_edit	*e;
 	size_t			 n, i;
-	char			*v;
-	int			 r = MI_SUCCESS;
 
 	n = tg_ctx_edits(c->tg, &e);
-	for (i = 0; i < n; i++) {
-		v = e[i].value != NULL ? tg_milter_value(c, e[i].value) : NULL;
-		switch (e[i].kind) {
-		case TG_EDIT_ADD:
-			r = smfi_addheader(c->smfi, (char *)e[i].name, v);
-			break;
-		case TG_EDIT_PREPEND:
-			r = smfi_insheader(c->smfi, 0, (char *)e[i].name, v);
-			break;
-		case TG_EDIT_DELETE:
-			r = smfi_chgheader(c->smfi, (char *)e[i].name,
-			    (int)e[i].index, NULL);
-			break;
-		}
-		free(v);
-		if (r != MI_SUCCESS)
-			tg_log_warnx(c->tg, "header edit failed: %s",
-			    e[i].name);
-	}
+	for (i = n; i > 0; i--)
+		if (e[i - 1].kind == TG_EDIT_DELETE)
+			tg_milter_apply_one(c, &e[i - 1]);
+	for (i = 0; i < n; i++)
+		if (e[i].kind != TG_EDIT_DELETE)
+			tg_milter_apply_one(c, &e[i]);
 }
 
 /* tg_milter_eom - xxfi_eom: decide, edit, answer */
