@@ -8,6 +8,7 @@ Subcommands (run with /usr/bin/python3: Debian's python3-dkim lives there):
   dkim-sign   add a DKIM-Signature made with dkimpy
   dkim-verify verify every DKIM-Signature with dkimpy, keys from a zone file
   header      print the unfolded value of every header field with a name
+  keep-sig    copy a message keeping only its N-th DKIM-Signature
   dns-serve   answer DNS queries (UDP and TCP) from a zone file
   zone-get    print the TXT data of one name from a zone file
 
@@ -173,6 +174,13 @@ def cmd_dkim_sign(a):
     data = read_crlf(a.infile)
     with open(a.key, "rb") as f:
         key = f.read()
+    if a.algorithm.startswith("ed25519") and b"BEGIN PRIVATE KEY" in key:
+        # dkimpy wants the bare base64 32-byte seed, not PKCS#8 PEM; the
+        # seed is the last 32 bytes of the DER (RFC 8410 7)
+        import base64
+        der = base64.b64decode(b"".join(
+            l for l in key.splitlines() if not l.startswith(b"-----")))
+        key = base64.b64encode(der[-32:])
     kw = {}
     if a.headers:
         kw["include_headers"] = [h.encode() for h in a.headers.split(":")]
@@ -214,6 +222,24 @@ def cmd_header(a):
     for v in vals:
         print(v)
     return 0 if vals else 1
+
+
+def cmd_keep_sig(a):
+    data = read_crlf(a.infile)
+    fields, body = split_message(data)
+    out, n = [], 0
+    for f in fields:
+        if f.split(b":", 1)[0].strip().lower() == b"dkim-signature":
+            n += 1
+            if n - 1 != a.index:
+                continue
+        out.append(f)
+    if a.index >= n:
+        print("keep-sig: %s has %d signatures" % (a.infile, n), file=sys.stderr)
+        return 1
+    with open(a.outfile, "wb") as f:
+        f.write(b"".join(out) + b"\r\n" + body)
+    return 0
 
 
 def cmd_zone_get(a):
@@ -358,6 +384,12 @@ def main():
     p.add_argument("file")
     p.add_argument("name")
     p.set_defaults(func=cmd_header)
+
+    p = sub.add_parser("keep-sig")
+    p.add_argument("infile")
+    p.add_argument("index", type=int, help="0-based, in header order")
+    p.add_argument("outfile")
+    p.set_defaults(func=cmd_keep_sig)
 
     p = sub.add_parser("zone-get")
     p.add_argument("--zone", required=True)

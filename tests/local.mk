@@ -1,0 +1,28 @@
+# Integration tests: a private Postfix on loopback relaying to an SMTP
+# sink, with tollgate-milter as its milter (tests/integration/lib.sh).
+# They run as root; each one starts and stops everything it uses.
+TG_INTEGRATION_TESTS = \
+	tests/integration/postfix_smoke.test \
+	tests/integration/dkim_sign.test \
+	tests/integration/dkim_verify.test \
+	tests/integration/latency.test
+TESTS += $(TG_INTEGRATION_TESTS)
+
+# The scripts find lib.sh, data and the milter binary through these,
+# so out-of-tree builds (build-asan/, distcheck) test their own binary.
+AM_TESTS_ENVIRONMENT = \
+	abs_top_srcdir='$(abs_top_srcdir)'; export abs_top_srcdir; \
+	abs_top_builddir='$(abs_top_builddir)'; export abs_top_builddir;
+
+EXTRA_DIST += $(TG_INTEGRATION_TESTS) \
+	tests/integration/lib.sh \
+	tests/integration/sink.py \
+	tests/integration/tgmail.py \
+	tests/integration/mdkim_verify.pl \
+	tests/integration/mkdata.sh \
+	tests/integration/packages.txt \
+	tests/integration/README.md \
+	tests/integration/data/zone.txt \
+	tests/integration/data/example.com.rsa2024.key \
+	tests/integration/data/example.com.ed2024.key \
+	tests/integration/data/example.net.net2024.key
