@@ -108,6 +108,21 @@ test_decision(void **state)
 	tg_ctx_free(ctx);
 }
 
+/* test_decision_unknown_client - "[addr]" is logged as unknown[addr] */
+static void
+test_decision_unknown_client(void **state)
+{
+	struct tg_scan_env	 env = inbound;
+	struct tg_ctx		*ctx;
+
+	env.client_name = "[192.0.2.7]";
+	ctx = scan(&env, "Subject: x\r\n\r\nbody\r\n", TG_ACCEPT);
+	tg_stage_done(ctx);
+	assert_non_null(strstr(tg_ctx_decision(ctx),
+	    " client=unknown[192.0.2.7] "));
+	tg_ctx_free(ctx);
+}
+
 /* test_two_messages - one connection, two messages, abort between */
 static void
 test_two_messages(void **state)
@@ -226,6 +241,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forged_authres),
 		cmocka_unit_test(test_decision),
+		cmocka_unit_test(test_decision_unknown_client),
 		cmocka_unit_test(test_two_messages),
 		cmocka_unit_test(test_odd_messages),
 		cmocka_unit_test(test_local_submission),

@@ -49,6 +49,19 @@ tg_stage_run(struct tg_ctx *ctx, tg_stage_call call, const void *arg,
 	return result;
 }
 
+/*
+ * tg_stage_client_name - the client's name as Postfix logs it: MTAs pass
+ * "[addr]" when the address has no verified name, and Postfix writes
+ * that client as unknown[addr].
+ */
+static const char *
+tg_stage_client_name(const struct tg_ctx *ctx)
+{
+	if (ctx->hostname == NULL || ctx->hostname[0] == '\0')
+		return ctx->addr != NULL ? "unknown" : "localhost";
+	return ctx->hostname[0] == '[' ? "unknown" : ctx->hostname;
+}
+
 /* tg_stage_decide - record a message-level verdict; log if it is final */
 static enum tg_verdict
 tg_stage_decide(struct tg_ctx *ctx, enum tg_verdict v, const char *stage)
@@ -65,8 +78,7 @@ tg_stage_decide(struct tg_ctx *ctx, enum tg_verdict v, const char *stage)
 		return v;
 	tg_buf_init(&b);
 	tg_buf_printf(&b, "decision stage=%s client=%s[%s] helo=%s "
-	    "from=%s rcpts=%zu auth=%s", stage,
-	    ctx->hostname != NULL ? ctx->hostname : "localhost",
+	    "from=%s rcpts=%zu auth=%s", stage, tg_stage_client_name(ctx),
 	    ctx->addr != NULL ? ctx->addr : "local",
 	    ctx->helo != NULL ? ctx->helo : "-", tg_ctx_mail_from(ctx),
 	    msg->nrcpts, msg->auth_user != NULL ? msg->auth_user : "-");
