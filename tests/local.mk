@@ -5,7 +5,8 @@ TG_INTEGRATION_TESTS = \
 	tests/integration/postfix_smoke.test \
 	tests/integration/dkim_sign.test \
 	tests/integration/dkim_verify.test \
-	tests/integration/latency.test
+	tests/integration/latency.test \
+	tests/integration/tollgatectl.test
 TESTS += $(TG_INTEGRATION_TESTS)
 
 # The scripts find lib.sh, data and the milter binary through these,

@@ -48,7 +48,7 @@ scan_print_edits(const struct tg_ctx *ctx)
 			printf("delete: %s #%zu\n", e[i].name, e[i].index);
 			continue;
 		}
-		printf("%s: %s:", e[i].kind == TG_EDIT_ADD ? "add" : "prepend",
+		printf("%s: %s: ", e[i].kind == TG_EDIT_ADD ? "add" : "prepend",
 		    e[i].name);
 		for (v = e[i].value; *v != '\0'; v++)
 			if (*v != '\r')
