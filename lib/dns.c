@@ -124,7 +124,9 @@ static int	tg_dns_strv_cmp(const void *, const void *);
 static void	tg_dns_strv_push(struct tg_dns_strv *, char *);
 static void	tg_dns_strv_sort(struct tg_dns_strv *);
 static void	tg_dns_strv_fini(struct tg_dns_strv *);
-static bool	tg_dns_name_norm(const char *, size_t, char *, size_t);
+static bool	tg_dns_name_norm(const char *, size_t, char *, size_t, bool);
+static bool	tg_dns_unescape(const char *, size_t, size_t *, unsigned int *);
+static void	tg_dns_name_escape(const char *, char *, size_t);
 static const char *tg_dns_type_name(int, char *, size_t);
 static const char *tg_dns_token(const char **, size_t *);
 static enum tg_status tg_dns_set(struct tg_dns *, const char *, const char *,
@@ -236,38 +238,90 @@ tg_dns_strv_fini(struct tg_dns_strv *sv)
 
 /*
  * tg_dns_name_norm - check the first len bytes of name as a domain name
- * and write its lower-case form without the final dot to out.  "." is
- * the root, written as "".  We refuse what unbound would read as an
- * escape or a separator, so our length checks are the ones that count.
+ * and write its lower-case form, as raw label bytes without the final
+ * dot, to out.  "." is the root, written as "".  With escapes, name is in
+ * presentation form (zone files, unbound's canonname): "\DDD" and "\X"
+ * stand for one byte.  Without, every byte but the dot is itself (names
+ * built by SPF macros may hold spaces).  An escaped dot or a NUL byte is
+ * refused: the raw form could not tell it from a label boundary.  The
+ * length checks count raw bytes, as the wire does (RFC 1035 2.3.4).
  */
 static bool
-tg_dns_name_norm(const char *name, size_t len, char *out, size_t outsz)
+tg_dns_name_norm(const char *name, size_t len, char *out, size_t outsz,
+    bool escapes)
 {
-	size_t	i, label = 0;
+	size_t		i, n = 0, label = 0;
+	unsigned int	c;
 
-	if (len == 1 && name[0] == '.') {
-		out[0] = '\0';
-		return true;
-	}
-	if (len > 0 && name[len - 1] == '.')
+	if (len > 0 && name[len - 1] == '.' &&
+	    (len < 2 || name[len - 2] != '\\'))
 		len--;
-	if (len == 0 || len > TG_DNS_MAX_NAME || len >= outsz)
-		return false;
+	if (len == 0)
+		return outsz > 0 && name[0] == '.' && (out[0] = '\0', true);
 	for (i = 0; i < len; i++) {
-		unsigned char	c = (unsigned char)name[i];
-
-		if (c <= ' ' || c == 0x7f || c == '\\' || c == '"')
+		c = (unsigned char)name[i];
+		if (escapes && c == '\\' && !tg_dns_unescape(name, len, &i, &c))
 			return false;
-		if (c == '.') {
+		else if (c == '.' && (!escapes || name[i] == '.')) {
 			if (label == 0)
 				return false;
 			label = 0;
-		} else if (++label > TG_DNS_MAX_LABEL)
+			c = '.';
+		} else if (c == 0 || c == '.' || ++label > TG_DNS_MAX_LABEL)
 			return false;
-		out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		if (n + 1 >= outsz || n >= TG_DNS_MAX_NAME)
+			return false;
+		out[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
 	}
-	out[len] = '\0';
+	out[n] = '\0';
 	return label > 0;
+}
+
+/*
+ * tg_dns_unescape - the escape at name[*i] ("\DDD" or "\X") as one byte
+ * in *c; *i is left on its last character.
+ */
+static bool
+tg_dns_unescape(const char *name, size_t len, size_t *i, unsigned int *c)
+{
+	size_t	j = *i + 1;
+
+	if (j >= len)
+		return false;
+	if (!isdigit((unsigned char)name[j])) {
+		*c = (unsigned char)name[j];
+		*i = j;
+		return *c != '.';	/* "\." is refused, see above */
+	}
+	if (j + 2 >= len || !isdigit((unsigned char)name[j + 1]) ||
+	    !isdigit((unsigned char)name[j + 2]))
+		return false;
+	*c = (unsigned int)(name[j] - '0') * 100 +
+	    (unsigned int)(name[j + 1] - '0') * 10 +
+	    (unsigned int)(name[j + 2] - '0');
+	*i = j + 2;
+	return *c <= 255 && *c != '.';
+}
+
+/*
+ * tg_dns_name_escape - a normalized name in the presentation form unbound
+ * reads: bytes other than letters, digits, '-', '_' and the dots between
+ * labels as "\DDD".  out must hold 4 * TG_DNS_MAX_NAME + 2 bytes.
+ */
+static void
+tg_dns_name_escape(const char *norm, char *out, size_t outsz)
+{
+	const unsigned char	*p;
+	size_t			 n = 0;
+
+	for (p = (const unsigned char *)norm; *p != '\0' && n + 5 < outsz;
+	    p++) {
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.')
+			out[n++] = (char)*p;
+		else
+			n += (size_t)snprintf(out + n, outsz - n, "\\%03u", *p);
+	}
+	out[n] = '\0';
 }
 
 /* tg_dns_type_name - "A", "TXT"... or "TYPE99", for messages */
@@ -582,7 +636,7 @@ tg_dns_add_fail(struct tg_dns *dns, const char *line, struct tg_err *err)
 		    (int)(dlen > 40 ? 40 : dlen), dir);
 	if ((name = tg_dns_token(&p, &nlen)) == NULL ||
 	    tg_dns_token(&p, &junk) != NULL ||
-	    !tg_dns_name_norm(name, nlen, norm, sizeof(norm)))
+	    !tg_dns_name_norm(name, nlen, norm, sizeof(norm), true))
 		return tg_err_set(err, TG_PERM,
 		    "\"%.80s\": want one valid name after %.*s", line,
 		    (int)dlen, dir);
@@ -609,7 +663,8 @@ tg_dns_add_record(struct tg_dns *dns, const char *line, struct tg_err *err)
 	if (dns->scratch == NULL && (dns->scratch = ub_ctx_create()) == NULL)
 		return tg_err_set(err, TG_TEMP, "cannot create a resolver");
 	owner = tg_dns_token(&p, &olen);
-	if (owner == NULL || !tg_dns_name_norm(owner, olen, norm, sizeof(norm)))
+	if (owner == NULL ||
+	    !tg_dns_name_norm(owner, olen, norm, sizeof(norm), true))
 		return tg_err_set(err, TG_PERM, "\"%.80s\": bad owner name",
 		    line);
 	if (!tg_dns_record_check(line, &soa) ||
@@ -767,7 +822,8 @@ tg_dns_start(struct tg_dns *dns, const char *name, int type)
 	    clock_gettime(CLOCK_MONOTONIC, &q->deadline) == -1)
 		TG_PANIC("dns: cannot set up a query");
 	q->deadline.tv_sec += dns->timeout;
-	if (!tg_dns_name_norm(q->name, strlen(q->name), norm, sizeof(norm)))
+	if (!tg_dns_name_norm(q->name, strlen(q->name), norm, sizeof(norm),
+	    false))
 		tg_dns_done(q, TG_PERM, "malformed name", NULL);
 	else if (type < 1 || type > 65535)
 		tg_dns_done(q, TG_PERM, "bad query type", NULL);
@@ -780,7 +836,7 @@ tg_dns_start(struct tg_dns *dns, const char *name, int type)
 			tg_dns_done(q, dns->commit_err.status, "local data",
 			    dns->commit_err.text);
 		else
-			tg_dns_submit(q, q->name);
+			tg_dns_submit(q, norm);
 		tg_dns_unlock(dns);
 	}
 	return q;
@@ -800,12 +856,14 @@ tg_dns_done(struct tg_dns_query *q, enum tg_status st, const char *why,
 	(void)pthread_cond_signal(&q->cond);
 }
 
-/* tg_dns_submit - hand q to unbound under name; dns->lock held */
+/* tg_dns_submit - hand q to unbound under a normalized name; lock held */
 static void
-tg_dns_submit(struct tg_dns_query *q, const char *name)
+tg_dns_submit(struct tg_dns_query *q, const char *norm)
 {
+	char	name[4 * TG_DNS_MAX_NAME + 2];
 	int	r;
 
+	tg_dns_name_escape(norm, name, sizeof(name));
 	r = ub_resolve_async(q->dns->ctx, name, q->type, TG_DNS_CLASS_IN, q,
 	    tg_dns_callback, &q->async_id);
 	if (r != 0)
@@ -870,13 +928,13 @@ tg_dns_follow(struct tg_dns_query *q, const struct ub_result *res)
 	if (++q->hops > TG_DNS_MAX_HOPS)
 		tg_dns_done(q, TG_TEMP, "cname chain too long", NULL);
 	else if (!tg_dns_name_norm(res->canonname, strlen(res->canonname),
-	    norm, sizeof(norm)))
+	    norm, sizeof(norm), true))
 		tg_dns_done(q, TG_TEMP, "bad cname target", NULL);
 	else if ((fail = tg_dns_fail_find(q->dns, norm)) != NULL)
 		tg_dns_done(q, TG_TEMP, fail->kind == TG_DNS_FAIL_TIMEOUT ?
 		    "timeout (local data)" : "servfail (local data)", NULL);
 	else
-		tg_dns_submit(q, res->canonname);
+		tg_dns_submit(q, norm);
 }
 
 /* tg_dns_result - status and answer of q from unbound's result */

@@ -24,6 +24,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -127,6 +128,31 @@ dkim_packet_copy(const struct dkim_rquery *rq, const struct tg_dns_answer *ans,
 	return dkim_packet_build(rq, rcode, ans, rq->buf, rq->buflen);
 }
 
+/*
+ * dkim_name_ok - whether a key query name is made of host-name labels:
+ * d= and s= are domain names (RFC 6376 3.1, 3.5), so a name with other
+ * bytes comes from a malformed signature and has no key (permerror); the
+ * resolver itself would look such a name up, as SPF macros need.
+ */
+static bool
+dkim_name_ok(const char *name)
+{
+	const char	*p;
+	size_t		 label = 0;
+
+	for (p = name; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)*p) || *p == '-' || *p == '_')
+			label++;
+		else
+			return false;
+	}
+	return label > 0 || (p > name && p[-1] == '.');
+}
+
 /* dkim_resolver_start - begin one query (never blocks) */
 static int
 dkim_resolver_start(void *srv, int type, unsigned char *query,
@@ -139,9 +165,15 @@ dkim_resolver_start(void *srv, int type, unsigned char *query,
 	rq->type = type;
 	rq->buf = buf;
 	rq->buflen = buflen;
-	rq->pre = dkim_prefetch_answer(rq->name, type, &rq->pre_st,
-	    &rq->pre_ans);
-	if (rq->pre)
+	if (!dkim_name_ok(rq->name)) {
+		rq->pre = true;		/* answered at once: no such key */
+		rq->pre_st = TG_PERM;
+	} else
+		rq->pre = dkim_prefetch_answer(rq->name, type, &rq->pre_st,
+		    &rq->pre_ans);
+	if (rq->pre && rq->pre_st == TG_PERM)
+		tg_log_debug(NULL, "dkim: %s: malformed key name", rq->name);
+	else if (rq->pre)
 		tg_log_debug(NULL, "dkim: %s: answered from prefetch",
 		    rq->name);
 	else if ((rq->q = tg_dns_start(srv, rq->name, type)) == NULL) {
