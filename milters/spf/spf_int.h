@@ -1,0 +1,162 @@
+/*
+ * spf_int.h - the SPF engine's parts, shared by its files, its tests and
+ * its fuzz target; not for other modules (they use tollgate/spf.h).
+ *
+ * spf_macro.c: macro-string syntax and expansion (RFC 7208 7), and the
+ * name checks around them (domain-spec, toplabel, target names).
+ * spf_record.c: one record's text into terms (RFC 7208 4.6, 5, 6).
+ * spf_eval.c: check_host() itself, on the resolver.
+ *
+ * Everything here is reentrant and keeps no global state.
+ */
+#ifndef SPF_INT_H
+#define SPF_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "tollgate/spf.h"
+
+#define SPF_MAX_LOOKUPS	10	/* RFC 7208 4.6.4: DNS terms */
+#define SPF_MAX_VOIDS	2	/* RFC 7208 4.6.4: void lookups */
+#define SPF_MAX_MX	10	/* RFC 7208 4.6.4: more is a permerror */
+#define SPF_MAX_PTR	10	/* RFC 7208 4.6.4: the rest are ignored */
+/*
+ * include and redirect nest one level per DNS-querying term, so the
+ * lookup limit ends any chain first; the depth limit makes the bound on
+ * recursion visible without that argument.
+ */
+#define SPF_MAX_DEPTH	(SPF_MAX_LOOKUPS + 1)
+#define SPF_LABEL_MAX	63	/* RFC 1035 2.3.4 */
+#define SPF_LOCAL_MAX	256	/* RFC 5321 says 64; be lenient */
+/*
+ * Longest macro expansion.  A domain is cut to 253 bytes after expansion
+ * (7.3) and an explanation to SPF_EXPLANATION_MAX, so more is only ever
+ * an attack on our memory: such an expansion fails.
+ */
+#define SPF_EXPAND_MAX	2048
+/* A record longer than this is refused; real ones stay under 1 KiB. */
+#define SPF_RECORD_MAX	8192
+
+/* Where a macro-string appears decides what it may contain. */
+enum spf_macro_use {
+	SPF_MACRO_DOMAIN,	/* domain-spec: no c, r, t (7.1), no space */
+	SPF_MACRO_MODIFIER,	/* unknown-modifier value: no space */
+	SPF_MACRO_EXPLAIN	/* exp= TXT text: spaces too (6.2) */
+};
+
+/* The result of an expansion: bounded, NUL-terminated. */
+struct spf_text {
+	char	 s[SPF_EXPAND_MAX + 1];
+	size_t	 len;
+};
+
+/* Computes %{p} on first use; returns a name valid for the check. */
+typedef const char *(*spf_ptr_fn)(void *, const char *domain);
+
+/* The values of the macro letters (7.3); all borrowed. */
+struct spf_macro_vars {
+	const char	*sender;	/* s: local@domain */
+	const char	*local;		/* l */
+	const char	*sender_domain;	/* o */
+	const char	*domain;	/* d: the domain being checked */
+	const char	*ip;		/* i: IPv4, or IPv6 nibbles */
+	const char	*client;	/* c: IPv4 or RFC 5952 IPv6 */
+	const char	*helo;		/* h */
+	const char	*receiver;	/* r */
+	const char	*version;	/* v: "in-addr" or "ip6" */
+	time_t		 now;		/* t */
+	spf_ptr_fn	 ptr;		/* p; NULL: "unknown" */
+	void		*ptr_arg;
+};
+
+/*
+ * spf_macro_valid - is s[0..len) a macro-string (or explain-string) for
+ * use?  *macro_end (may be NULL) tells whether it ends in a macro-expand,
+ * which a domain-spec needs when it does not end in a toplabel (7.1).
+ */
+bool	spf_macro_valid(const char *, size_t, enum spf_macro_use, bool *);
+
+/*
+ * spf_macro_expand - expand s[0..len) into out.  false on a syntax error
+ * or when the result would pass SPF_EXPAND_MAX bytes.
+ */
+bool	spf_macro_expand(const char *, size_t, enum spf_macro_use,
+	    const struct spf_macro_vars *, struct spf_text *);
+
+/* spf_domain_spec_valid - non-empty macro-string with a domain-end (7.1) */
+bool	spf_domain_spec_valid(const char *, size_t);
+
+/* spf_toplabel_valid - RFC 7208 7.1 toplabel: LDH, not all digits */
+bool	spf_toplabel_valid(const char *, size_t);
+
+/*
+ * spf_target_name - an expanded domain-spec as a name to query (7.3):
+ * the final dot dropped, labels cut from the left to fit 253 bytes.
+ * false (out undefined) when no query can be made of it: an empty
+ * name or label, or a label over 63 bytes.  outsz > SPF_DOMAIN_MAX.
+ */
+bool	spf_target_name(const struct spf_text *, char *, size_t);
+
+/*
+ * spf_domain_valid - may name be checked at all (4.3)?  A multi-label
+ * name of visible ASCII with labels of 1 to 63 bytes, at most 253 bytes
+ * without its optional final dot, ending in a toplabel.
+ */
+bool	spf_domain_valid(const char *);
+
+enum spf_mech {
+	SPF_MECH_ALL,
+	SPF_MECH_INCLUDE,
+	SPF_MECH_A,
+	SPF_MECH_MX,
+	SPF_MECH_PTR,
+	SPF_MECH_IP4,
+	SPF_MECH_IP6,
+	SPF_MECH_EXISTS
+};
+
+/* One directive; pointers are into the record's text. */
+struct spf_term {
+	enum spf_mech	 mech;
+	enum spf_result	 qual;		/* the result on a match */
+	const char	*text;		/* the term as written */
+	size_t		 text_len;
+	const char	*spec;		/* domain-spec, or NULL */
+	size_t		 spec_len;
+	unsigned int	 cidr4;		/* prefix lengths */
+	unsigned int	 cidr6;
+	unsigned char	 net[16];	/* ip4 (first 4 bytes), ip6 */
+};
+
+/* A parsed record.  Zero it before spf_record_parse. */
+struct spf_record {
+	char		*text;		/* our copy of the record */
+	size_t		 len;
+	struct spf_term	*terms;
+	size_t		 nterms;
+	size_t		 cap;		/* of terms */
+	const char	*redirect;	/* domain-specs, or NULL */
+	size_t		 redirect_len;
+	const char	*exp;
+	size_t		 exp_len;
+};
+
+/* spf_record_is_spf1 - "v=spf1", any case, then a space or the end (4.5) */
+bool	spf_record_is_spf1(const char *, size_t);
+
+/*
+ * spf_record_parse - check the whole record (4.6: a syntax error
+ * anywhere is a permerror, even after a matching term) and fill rec.
+ * false with why filled on any syntax error; rec is then empty.
+ */
+bool	spf_record_parse(struct spf_record *, const char *, size_t, char *,
+	    size_t);
+void	spf_record_fini(struct spf_record *);
+
+/* spf_cidr_match - do the first bits of a and b agree? (bits <= 128) */
+bool	spf_cidr_match(const unsigned char *, const unsigned char *,
+	    unsigned int);
+
+#endif
