@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "dns.h"
+#include "module.h"
 #include "util.h"
 
 /* RFC 7208 2.6; SPF_NONE is 0 so that a zeroed answer says "none". */
@@ -122,5 +123,39 @@ const char	*spf_result_name(enum spf_result);
 
 /* spf_result_parse - the inverse of spf_result_name; false if unknown */
 bool		 spf_result_parse(const char *, enum spf_result *);
+
+/*
+ * The SPF module (milters/spf/spf.c): checks the HELO and MAIL FROM
+ * identities of inbound mail with the configured engine, adds
+ * Received-SPF and the spf= resinfo, and applies [spf] policy.
+ */
+extern const struct tg_module tg_module_spf;
+
+/*
+ * One identity's result for this message, for later modules (DMARC).
+ *   checked  false when the module did not evaluate it: disabled,
+ *            outbound or trusted-relay mail, no HELO name given; the
+ *            other fields are then SPF_NONE and NULL
+ *   result   the RFC 7208 result
+ *   domain   the identity's domain, lower case: for the MAIL FROM
+ *            identity the sender's domain, or the HELO name when the
+ *            reverse-path is null (RFC 7208 2.4); borrowed until the end
+ *            of the message
+ */
+struct spf_identity {
+	bool		 checked;
+	enum spf_result	 result;
+	const char	*domain;
+};
+
+/*
+ * spf_msg_mailfrom, spf_msg_helo - this message's result for the MAIL
+ * FROM identity (identity=mailfrom) and for the HELO identity
+ * (identity=helo), valid from MAIL FROM on.  DMARC takes only the MAIL
+ * FROM one (RFC 7489 3.1.2, RFC 9989 4.4.2).  NULL ctx state (module not
+ * enabled) gives checked = false.
+ */
+void	 spf_msg_mailfrom(struct tg_ctx *, struct spf_identity *);
+void	 spf_msg_helo(struct tg_ctx *, struct spf_identity *);
 
 #endif

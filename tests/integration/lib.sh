@@ -37,6 +37,9 @@ TG_DATA=$TG_IT/data
 TG_ZONE=$TG_DATA/zone.txt
 TG_MILTER_BIN=${TG_MILTER_BIN:-$TG_BUILDDIR/milters/pipeline/tollgate-milter}
 TG_DECISION_RE=${TG_DECISION_RE:-'decision stage='}
+# Under ASan: suppress libopendkim's own Ed25519 key leak (lsan.supp),
+# with full malloc stacks since libcrypto has no frame pointers.
+TG_LSAN_OPTIONS="suppressions=$TG_IT/lsan.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 TG_SCRATCH=
 TG_PIDS=()
@@ -405,10 +408,8 @@ tg_start_milter() {
 	TG_MILTER_CONF=$TG_SCRATCH/milter.d
 	TG_MILTER_LOG=$TG_SCRATCH/milter.log
 	tg_write_milter_conf "$TG_MILTER_CONF" "$TG_MILTER_PORT"
-	# Under ASan: suppress libopendkim's own Ed25519 key leak (lsan.supp);
-	# full malloc stacks, since libcrypto has no frame pointers.
 	# shellcheck disable=SC2086
-	LSAN_OPTIONS="suppressions=$TG_IT/lsan.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+	LSAN_OPTIONS=$TG_LSAN_OPTIONS \
 	    ${TG_MILTER_WRAPPER:-} "$TG_MILTER_BIN" -f -c "$TG_MILTER_CONF" \
 	    -p "inet:$TG_MILTER_PORT@127.0.0.1" </dev/null \
 	    >>"$TG_MILTER_LOG" 2>&1 &

@@ -1,0 +1,2 @@
+# The DMARC module (libopendmarc): filled in with the module.
+TG_DMARC_LIBS =
