@@ -60,6 +60,24 @@ struct dmarc_report_rec {
 					 * "softfail" "temperror" "permerror" */
 };
 
+/*
+ * The reporting settings, read from [dmarc] by the DMARC module (keys
+ * report_dir, report_org_name, report_email, report_sendmail,
+ * report_keep) and used by the module and by `tollgatectl dmarc report`.
+ * dir is "" when reports are off: nothing is recorded.
+ */
+struct dmarc_report_conf {
+	const char	*dir;		/* the store's directory */
+	const char	*org_name;	/* report_metadata org_name */
+	const char	*email;		/* report_metadata email, From: */
+	const char	*sendmail;	/* sendmail-compatible program */
+	long		 keep;		/* seconds records are kept at most */
+};
+
+/* dmarc_report_settings - the loaded [dmarc] report settings (after
+ * tg_pipeline_init); implemented by the DMARC module */
+const struct dmarc_report_conf *dmarc_report_settings(void);
+
 struct dmarc_report_store;
 
 /*
