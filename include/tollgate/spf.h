@@ -1,6 +1,7 @@
 /*
- * spf.h - the native RFC 7208 SPF evaluator: check_host() on tollgate's
- * resolver.
+ * spf.h - SPF: the native RFC 7208 evaluator (check_host() on tollgate's
+ * resolver), the one interface to it and to libspf2, and the results
+ * the SPF module records for later modules.
  *
  * spf_check answers one question: may the client at req->ip send mail
  * for the identity in req (the MAIL FROM domain, or the HELO name when
@@ -23,6 +24,7 @@
 #define TOLLGATE_SPF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "dns.h"
@@ -90,7 +92,13 @@ struct spf_request {
  *                lookups (4.6.4); 11 means the limit ended the check
  *   void_lookups of those, the ones whose lookup found nothing; 3 means
  *                the limit of 2 ended the check
+ *   ttl          seconds the result may be reused: the smallest TTL of
+ *                the DNS answers it depends on, negative answers
+ *                included (their SOA's TTL, RFC 2308); SPF_TTL_NONE when
+ *                it depends on no DNS answer (a malformed identity)
  */
+#define SPF_TTL_NONE	UINT32_MAX
+
 struct spf_answer {
 	enum spf_result	 result;
 	bool		 helo;
@@ -100,6 +108,7 @@ struct spf_answer {
 	char		 reason[SPF_REASON_MAX];
 	unsigned int	 dns_lookups;
 	unsigned int	 void_lookups;
+	uint32_t	 ttl;
 };
 
 /*
@@ -123,6 +132,35 @@ const char	*spf_result_name(enum spf_result);
 
 /* spf_result_parse - the inverse of spf_result_name; false if unknown */
 bool		 spf_result_parse(const char *, enum spf_result *);
+
+/*
+ * The engines behind one interface: the native one above, and libspf2
+ * (milters/spf/spf_libspf2.c) on the same resolver, for comparison and
+ * as a second opinion.  spf_engine_names is NULL-terminated and indexed
+ * by the enum ([spf] engine).
+ */
+enum spf_engine {
+	SPF_ENGINE_NATIVE = 0,
+	SPF_ENGINE_LIBSPF2
+};
+extern const char *const spf_engine_names[];
+
+/*
+ * spf_engine_check - spf_check with the chosen engine: the same request,
+ * answer, statuses and thread-safety.  libspf2 does not say which term
+ * matched, so its mechanism is "default" when none did and "" otherwise;
+ * its dns_lookups is libspf2's own count of DNS terms.
+ */
+enum tg_status	 spf_engine_check(enum spf_engine, struct tg_dns *,
+		    const struct spf_request *, struct spf_answer *);
+
+/*
+ * spf_conf_request - default_exp and time_limit as the module fills
+ * them, and the configured engine, for a check made outside the
+ * pipeline (tollgatectl spf); after tg_pipeline_init.  The strings are
+ * borrowed from the configuration.
+ */
+void		 spf_conf_request(struct spf_request *, enum spf_engine *);
 
 /*
  * The SPF module (milters/spf/spf.c): checks the HELO and MAIL FROM

@@ -1,15 +1,21 @@
-# The native SPF engine (RFC 7208 check_host()), linked by the SPF module
-# through TG_SPF_LIBS, with its unit tests and the openspf conformance
-# suites (testdata/, converted from the shared YAML by convert.py).
+# The SPF module and its two engines: the native RFC 7208 check_host()
+# and libspf2 on our resolver, linked into tollgate-milter and
+# tollgatectl through TG_SPF_LIBS; with their unit tests and the openspf
+# conformance suites (testdata/, converted from the shared YAML by
+# convert.py).
 noinst_LIBRARIES += milters/spf/libtg_spf.a
 milters_spf_libtg_spf_a_SOURCES = \
+	milters/spf/spf.c milters/spf/spf_report.c milters/spf/spf_cache.c \
+	milters/spf/spf_engine.c milters/spf/spf_libspf2.c \
 	milters/spf/spf_eval.c milters/spf/spf_record.c \
 	milters/spf/spf_macro.c milters/spf/spf_int.h \
 	include/tollgate/spf.h
-TG_SPF_LIBS = milters/spf/libtg_spf.a
+TG_SPF_LIBS = milters/spf/libtg_spf.a $(SPF2_LIBS)
 
-check_PROGRAMS += milters/spf/spf_eval_test milters/spf/spf_suite_test
-TESTS += milters/spf/spf_eval_test milters/spf/spf_suite_test
+check_PROGRAMS += milters/spf/spf_eval_test milters/spf/spf_suite_test \
+	milters/spf/spf_test
+TESTS += milters/spf/spf_eval_test milters/spf/spf_suite_test \
+	milters/spf/spf_test
 milters_spf_spf_eval_test_SOURCES = milters/spf/spf_eval_test.c
 milters_spf_spf_eval_test_CFLAGS = $(TG_TEST_CFLAGS)
 milters_spf_spf_eval_test_LDADD = $(TG_SPF_LIBS) $(TG_CORE_LIBS) \
@@ -17,6 +23,10 @@ milters_spf_spf_eval_test_LDADD = $(TG_SPF_LIBS) $(TG_CORE_LIBS) \
 milters_spf_spf_suite_test_SOURCES = milters/spf/spf_suite_test.c
 milters_spf_spf_suite_test_CFLAGS = $(TG_TEST_CFLAGS)
 milters_spf_spf_suite_test_LDADD = $(TG_SPF_LIBS) $(TG_CORE_LIBS)
+# spf_test: the module through the real pipeline, on local zone data.
+milters_spf_spf_test_SOURCES = milters/spf/spf_test.c
+milters_spf_spf_test_CFLAGS = $(TG_TEST_CFLAGS)
+milters_spf_spf_test_LDADD = $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)
 
 TG_SPF_FIXTURES = \
 	milters/spf/testdata/rfc7208-tests.txt \

@@ -87,6 +87,8 @@ static const char *const spf_result_names[] = {
 	[SPF_PERMERROR] = "permerror",
 };
 
+static void	spf_explain_default(struct spf_check *, const char *);
+static bool	spf_has_fail(const struct spf_record *);
 static bool	spf_client(struct spf_check *, const char *);
 static bool	spf_identity(struct spf_check *);
 static bool	spf_identity_domain(struct spf_check *, const char *);
@@ -171,6 +173,7 @@ spf_check(struct tg_dns *dns, const struct spf_request *req,
 	enum spf_result		 r = SPF_NONE;
 
 	memset(ans, 0, sizeof(*ans));
+	ans->ttl = SPF_TTL_NONE;
 	/* About 5 KiB: on the heap, for the sake of small thread stacks. */
 	chk = tg_calloc(1, sizeof(*chk));
 	chk->dns = dns;
@@ -189,6 +192,84 @@ spf_check(struct tg_dns *dns, const struct spf_request *req,
 	spf_finish(chk, r);
 	free(chk);
 	return TG_OK;
+}
+
+/* spf_explain_default - req's default_exp for a fail at domain */
+static void
+spf_explain_default(struct spf_check *chk, const char *domain)
+{
+	struct spf_macro_vars	 vars = chk->vars;
+	struct spf_text		*text;
+	const char		*def = chk->req->default_exp;
+
+	if (def == NULL)
+		return;
+	text = tg_malloc(sizeof(*text));
+	vars.domain = domain;
+	if (spf_macro_expand(def, strlen(def), SPF_MACRO_EXPLAIN, &vars,
+	    text))
+		spf_copy(chk->ans->explanation, sizeof(chk->ans->explanation),
+		    text->s, text->len, true);
+	free(text);
+}
+
+/* spf_has_fail - does the record have a "-" term, which may decide? */
+static bool
+spf_has_fail(const struct spf_record *rec)
+{
+	size_t	i;
+
+	for (i = 0; i < rec->nterms; i++)
+		if (rec->terms[i].qual == SPF_FAIL)
+			return true;
+	return false;
+}
+
+/* spf_explain_fail - see spf_int.h */
+void
+spf_explain_fail(struct tg_dns *dns, const struct spf_request *req,
+    struct spf_answer *ans)
+{
+	struct spf_check	*chk;
+	struct spf_record	 rec;
+	char			 dom[SPF_NAME_BUF], next[SPF_NAME_BUF];
+	unsigned int		 hops;
+	bool			 done = false, ok;
+
+	chk = tg_calloc(1, sizeof(*chk));
+	chk->dns = dns;
+	chk->req = req;
+	chk->ans = tg_calloc(1, sizeof(*chk->ans));
+	chk->ans->ttl = SPF_TTL_NONE;
+	if (!spf_client(chk, req->ip) || !spf_identity(chk))
+		goto out;
+	spf_start(chk);
+	memcpy(dom, chk->domain, sizeof(dom));
+	/* redirect= counts against the 10 lookups: so many hops at most. */
+	for (hops = 0; !done && hops <= SPF_MAX_LOOKUPS; hops++) {
+		if (spf_fetch(chk, dom, &rec) != TG_OK)
+			break;
+		if (rec.redirect == NULL || spf_has_fail(&rec)) {
+			spf_explain(chk, &rec, dom);
+			done = true;
+		} else {
+			ok = spf_target(chk, rec.redirect, rec.redirect_len,
+			    dom, next);
+			if (ok)
+				memcpy(dom, next, sizeof(dom));
+			done = !ok;
+		}
+		spf_record_fini(&rec);
+	}
+	if (chk->ans->explanation[0] == '\0')
+		spf_explain_default(chk, dom);
+	memcpy(ans->explanation, chk->ans->explanation,
+	    sizeof(ans->explanation));
+	if (chk->ans->ttl < ans->ttl)
+		ans->ttl = chk->ans->ttl;
+out:
+	free(chk->ans);
+	free(chk);
 }
 
 /*
@@ -372,13 +453,16 @@ spf_copy(char *dst, size_t dstsz, const char *src, size_t n, bool printable)
 /*
  * spf_dns - one query, unless the check's time is up (4.6.4: past the
  * limit the result is temperror).  *ans, when asked for, must be freed
- * whatever the status.
+ * whatever the status.  Every answer, a negative one too, lowers the
+ * answer's ttl: the result holds only as long as the data it came from.
  */
 static enum tg_status
 spf_dns(struct spf_check *chk, const char *name, int type,
     struct tg_dns_answer **ans, struct tg_err *err)
 {
-	struct timespec	now;
+	struct tg_dns_answer	*got = NULL;
+	struct timespec		 now;
+	enum tg_status		 st;
 
 	if (ans != NULL)
 		*ans = NULL;
@@ -389,7 +473,14 @@ spf_dns(struct spf_check *chk, const char *name, int type,
 	    now.tv_nsec >= chk->deadline.tv_nsec))
 		return tg_err_set(err, TG_TEMP, "time limit reached before "
 		    "%s", name);
-	return tg_dns_resolve(chk->dns, name, type, ans, err);
+	st = tg_dns_resolve(chk->dns, name, type, &got, err);
+	if (got != NULL && got->ttl < chk->ans->ttl)
+		chk->ans->ttl = got->ttl;
+	if (ans != NULL)
+		*ans = got;
+	else
+		(void)tg_dns_answer_free(got);
+	return st;
 }
 
 /*

@@ -6,8 +6,13 @@
  * name checks around them (domain-spec, toplabel, target names).
  * spf_record.c: one record's text into terms (RFC 7208 4.6, 5, 6).
  * spf_eval.c: check_host() itself, on the resolver.
+ * spf_libspf2.c: the same check by libspf2, on a DNS layer of ours.
+ * spf_engine.c: the one interface in front of both.
+ * spf_cache.c: the module's result cache.
+ * spf.c, spf_report.c: the milter module, its headers and its policy.
  *
- * Everything here is reentrant and keeps no global state.
+ * The engine parts are reentrant and keep no global state; the cache
+ * locks itself.
  */
 #ifndef SPF_INT_H
 #define SPF_INT_H
@@ -158,5 +163,79 @@ void	spf_record_fini(struct spf_record *);
 /* spf_cidr_match - do the first bits of a and b agree? (bits <= 128) */
 bool	spf_cidr_match(const unsigned char *, const unsigned char *,
 	    unsigned int);
+
+/*
+ * spf_explain_fail - ans->explanation for a fail another engine found,
+ * built as spf_check builds it (6.2): the exp= of the record that
+ * decided, else req->default_exp.  The deciding record is found by
+ * following redirect= from the identity's record past records with no
+ * "-" term (only those cannot have decided themselves); a record with
+ * "-" terms and redirect= is taken to have decided.  Lowers ans->ttl.
+ */
+void	spf_explain_fail(struct tg_dns *, const struct spf_request *,
+	    struct spf_answer *);
+
+/*
+ * spf_libspf2_check - spf_check done by libspf2 over our resolver; the
+ * contract of spf_check.  Thread-safe: every call has its own libspf2
+ * server and request.
+ */
+enum tg_status	spf_libspf2_check(struct tg_dns *,
+		    const struct spf_request *, struct spf_answer *);
+
+/*
+ * The result cache: answers by key (every input the result depends on,
+ * as one string), each valid for its own number of seconds, at most max
+ * entries (the least recently used goes first).  Thread-safe: one mutex.
+ * spf_cache_new(0) makes no cache; the calls then do nothing.
+ */
+struct spf_cache;
+struct spf_cache *spf_cache_new(size_t max);
+struct spf_cache *spf_cache_free(struct spf_cache *);	/* accepts NULL */
+/* spf_cache_get - a copy of a live entry into ans; false if none */
+bool		 spf_cache_get(struct spf_cache *, const char *,
+		    struct spf_answer *);
+/* spf_cache_put - keep ans for ttl seconds (0: not at all) */
+void		 spf_cache_put(struct spf_cache *, const char *,
+		    const struct spf_answer *, long ttl);
+/* spf_cache_count - live and expired entries held, for tests */
+size_t		 spf_cache_count(struct spf_cache *);
+
+/* What policy does with a result ([spf] on_fail and the like). */
+enum spf_action {
+	SPF_ACTION_ACCEPT = 0,	/* mark only */
+	SPF_ACTION_TEMPFAIL,	/* 451 4.7.24 */
+	SPF_ACTION_REJECT	/* 550 5.7.23, or 5.7.24 for the errors */
+};
+
+/* One identity's check for this message (spf.c). */
+struct spf_ident {
+	bool			 checked;
+	bool			 cached;	/* answer from the cache */
+	const char		*domain;	/* lower case */
+	struct spf_answer	 ans;
+};
+
+/* The module's per-message state. */
+struct spf_msg {
+	bool			 null_sender;
+	const char		*sender;	/* no <>; "" when null */
+	struct spf_ident	 mailfrom;
+	struct spf_ident	 helo;
+};
+
+/*
+ * spf_report.c: what the module writes.  helo_id says which identity
+ * the check was for (identity=helo, smtp.helo).
+ *   spf_report_received  prepends one Received-SPF (RFC 7208 9.1)
+ *   spf_report_authres   adds one spf= resinfo (RFC 8601 2.7.2)
+ *   spf_report_reply     the SMTP reply for a tempfail or reject
+ */
+void	spf_report_received(struct tg_ctx *, const struct spf_msg *,
+	    const struct spf_ident *, bool helo_id);
+void	spf_report_authres(struct tg_ctx *, const struct spf_ident *,
+	    bool helo_id);
+void	spf_report_reply(struct tg_ctx *, const struct spf_ident *,
+	    enum spf_action);
 
 #endif
