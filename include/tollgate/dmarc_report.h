@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "util.h"
@@ -82,7 +84,10 @@ struct dmarc_report_store;
 
 /*
  * dmarc_report_open - the store in directory dir, created if missing
- * (unless readonly).  NULL with err filled on failure.
+ * (unless readonly).  NULL with err filled on failure.  Handles on one
+ * directory in one process share one LMDB environment (LMDB forbids
+ * opening it twice), so the DMARC module and tollgatectl may both open
+ * it; a writer cannot join an environment first opened read-only.
  */
 struct dmarc_report_store *dmarc_report_open(const char *dir, bool readonly,
 		    struct tg_err *err);
@@ -96,5 +101,79 @@ struct dmarc_report_store *dmarc_report_close(struct dmarc_report_store *);
  */
 enum tg_status	dmarc_report_add(struct dmarc_report_store *,
 		    const struct dmarc_report_rec *, struct tg_err *err);
+
+/*
+ * The reporter, used by `tollgatectl dmarc report`.  Not thread-safe:
+ * one report run at a time per process (runs in other processes are
+ * safe; the store serializes them).
+ */
+struct tg_dns;
+
+/* One mailto: destination of a rua= tag (RFC 9989). */
+struct dmarc_report_rua {
+	char		*addr;		/* the decoded mailbox */
+	char		*host;		/* its domain, lower case */
+	uint64_t	 max_size;	/* bytes; 0: no limit given */
+};
+
+/*
+ * dmarc_report_rua_parse - the mailto: URIs of a rua= value: comma-
+ * separated, each with an optional !size[kmgt] limit.  Other schemes and
+ * unusable URIs are skipped (*nskipped counts them, may be NULL).  The
+ * array (*out, *n entries) belongs to the caller: dmarc_report_rua_free.
+ */
+void		dmarc_report_rua_parse(const char *, struct dmarc_report_rua **,
+		    size_t *n, size_t *nskipped);
+void		dmarc_report_rua_free(struct dmarc_report_rua *, size_t);
+
+/*
+ * dmarc_report_verify_dest - RFC 9990 4 external destination check of
+ * host for reports about policy_domain: TG_OK when host is in the policy
+ * domain or <policy_domain>._report._dmarc.<host> has a v=DMARC1 TXT
+ * record (then *override, if not NULL, may receive that record's rua=,
+ * caller-owned, NULL if none); TG_NOTFOUND when not authorized; TG_TEMP
+ * when the DNS failed for now.  err says why.
+ */
+enum tg_status	dmarc_report_verify_dest(struct tg_dns *,
+		    const char *policy_domain, const char *host,
+		    char **override, struct tg_err *);
+
+/* One report run over [begin, end). */
+struct dmarc_report_run_opts {
+	const struct dmarc_report_conf	*conf;
+	struct tg_dns			*dns;	/* for --send */
+	time_t				 begin, end;
+	time_t				 now;	/* for report_keep */
+	const char			*out_dir;	/* NULL: no files */
+	bool				 send;
+	bool				 dry_run;	/* change nothing */
+	size_t				 max_rows;	/* 0: the default */
+	FILE				*listing;	/* one line per report;
+							 * NULL: quiet */
+};
+
+struct dmarc_report_stats {
+	size_t		reports;	/* built */
+	size_t		sent;		/* messages handed to sendmail */
+	size_t		failed;		/* reports kept for the next run */
+	size_t		deleted;	/* records reported and deleted */
+	size_t		expired;	/* records past report_keep */
+};
+
+/*
+ * dmarc_report_run - build a report for each policy domain with records
+ * in the period (several when one has more than max_rows rows), write
+ * each .xml.gz to out_dir, send it to the domain's rua= destinations
+ * when send, and delete the records reported; then delete records
+ * older than conf->keep.  A report that could not be written or sent
+ * leaves its records for the next run (stats->failed; the cause is
+ * logged).  TG_OK unless the store itself failed (TG_TEMP) or the
+ * settings cannot make a report (TG_PERM: report_email not a plain
+ * mailbox, no org_name, an empty period, --send without a resolver or
+ * report_sendmail); err says which.
+ */
+enum tg_status	dmarc_report_run(struct dmarc_report_store *,
+		    const struct dmarc_report_run_opts *,
+		    struct dmarc_report_stats *, struct tg_err *);
 
 #endif
