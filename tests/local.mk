@@ -6,7 +6,9 @@ TG_INTEGRATION_TESTS = \
 	tests/integration/dkim_sign.test \
 	tests/integration/dkim_verify.test \
 	tests/integration/latency.test \
-	tests/integration/tollgatectl.test
+	tests/integration/tollgatectl.test \
+	tests/integration/spf_dmarc.test \
+	tests/integration/dmarc_report.test
 TESTS += $(TG_INTEGRATION_TESTS)
 
 # The scripts find lib.sh, data and the milter binary through these,
@@ -24,6 +26,7 @@ EXTRA_DIST += $(TG_INTEGRATION_TESTS) \
 	tests/integration/packages.txt \
 	tests/integration/README.md \
 	tests/integration/data/zone.txt \
+	tests/integration/data/auth-zone.txt \
 	tests/integration/data/example.com.rsa2024.key \
 	tests/integration/data/example.com.ed2024.key \
 	tests/integration/data/example.net.net2024.key

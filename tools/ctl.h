@@ -7,5 +7,7 @@
 /* Each command gets argv from its own name on and returns an exit code. */
 int	ctl_scan(int, char **);
 int	ctl_config(int, char **);
+int	ctl_dmarc(int, char **);
+int	ctl_spf(int, char **);
 
 #endif

@@ -28,6 +28,11 @@ static const struct {
 	    "through the pipeline" },
 	{ "config", ctl_config, "config check|defaults [-c DIR]   check or "
 	    "print the configuration" },
+	{ "dmarc", ctl_dmarc, "dmarc report [-c DIR] [--begin T --end T | "
+	    "--last 1d] [--out DIR] [--send] [--dry-run]   DMARC aggregate "
+	    "reports" },
+	{ "spf", ctl_spf, "spf [-c DIR] [--engine E] [--zone FILE]... IP HELO "
+	    "SENDER   one SPF check" },
 };
 
 /* ctl_usage - list the commands */

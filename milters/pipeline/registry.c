@@ -14,11 +14,16 @@
 
 #include "pipeline_int.h"
 #include "tollgate/dkim.h"
+#include "tollgate/dmarc.h"
 #include "tollgate/dns.h"
 #include "tollgate/log.h"
+#include "tollgate/spf.h"
 
+/* SPF first: DMARC, later in the list, reads the SPF and DKIM results. */
 static const struct tg_module *const tg_registry[] = {
+	&tg_module_spf,
 	&tg_module_dkim,
+	&tg_module_dmarc,
 };
 
 struct tg_core_conf tg_core_conf;
@@ -38,7 +43,7 @@ static const struct tg_param tg_core_params[] = {
 	TG_PARAM_STRING("internal_networks", "127.0.0.0/8 ::1/128",
 	    &tg_core_conf.internal_networks,
 	    "clients whose mail is ours to sign, not to judge"),
-	TG_PARAM_STRING("modules", "dkim", &tg_core_conf.modules,
+	TG_PARAM_STRING("modules", "spf dkim dmarc", &tg_core_conf.modules,
 	    "enabled modules; they run in the built-in order"),
 	TG_PARAM_ENUM("log_level", "info", &tg_core_conf.log_level,
 	    tg_log_level_names, "lowest level logged"),

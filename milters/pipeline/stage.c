@@ -74,7 +74,9 @@ tg_stage_decide(struct tg_ctx *ctx, enum tg_verdict v, const char *stage)
 	if (msg == NULL)
 		return v;
 	msg->verdict = tg_verdict_stronger(msg->verdict, v);
-	if (v == TG_CONTINUE || v == TG_QUARANTINE)
+	/* Quarantine lets the message go on, except at its end. */
+	if (v == TG_CONTINUE || (v == TG_QUARANTINE &&
+	    strcmp(stage, "eom") != 0))
 		return v;
 	tg_buf_init(&b);
 	tg_buf_printf(&b, "decision stage=%s client=%s[%s] helo=%s "

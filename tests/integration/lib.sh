@@ -34,7 +34,8 @@ TG_SRCDIR=${abs_top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 TG_BUILDDIR=${BUILDDIR:-${abs_top_builddir:-$TG_SRCDIR}}
 TG_IT=$TG_SRCDIR/tests/integration
 TG_DATA=$TG_IT/data
-TG_ZONE=$TG_DATA/zone.txt
+TG_ZONE=$TG_DATA/zone.txt		# DKIM keys
+TG_AUTH_ZONE=$TG_DATA/auth-zone.txt	# SPF and DMARC records
 TG_MILTER_BIN=${TG_MILTER_BIN:-$TG_BUILDDIR/milters/pipeline/tollgate-milter}
 TG_DECISION_RE=${TG_DECISION_RE:-'decision stage='}
 # Under ASan: suppress libopendkim's own Ed25519 key leak (lsan.supp),
@@ -383,6 +384,7 @@ tg_write_milter_conf() {
 	# the milter refuses keys that others may read
 	install -m 600 "$TG_DATA/example.com.rsa2024.key" "$TG_SCRATCH/keys/rsa.key"
 	install -m 600 "$TG_DATA/example.com.ed2024.key" "$TG_SCRATCH/keys/ed.key"
+	cat "$TG_ZONE" "$TG_AUTH_ZONE" >"$TG_SCRATCH/milter-zone.txt"
 	cat >"$dir/50-test.conf" <<-EOF
 		# written by tests/integration/lib.sh
 		[milter]
@@ -392,7 +394,7 @@ tg_write_milter_conf() {
 		internal_networks = 127.0.0.1/32 ::1/128
 		[dns]
 		offline = yes
-		local_data = $TG_ZONE
+		local_data = $TG_SCRATCH/milter-zone.txt
 		[dkim]
 		keys = example.com:rsa2024:$TG_SCRATCH/keys/rsa.key example.com:ed2024:$TG_SCRATCH/keys/ed.key
 	EOF
