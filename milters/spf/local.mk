@@ -7,8 +7,8 @@ noinst_LIBRARIES += milters/spf/libtg_spf.a
 milters_spf_libtg_spf_a_SOURCES = \
 	milters/spf/spf.c milters/spf/spf_report.c milters/spf/spf_cache.c \
 	milters/spf/spf_engine.c milters/spf/spf_libspf2.c \
-	milters/spf/spf_eval.c milters/spf/spf_record.c \
-	milters/spf/spf_macro.c milters/spf/spf_int.h \
+	milters/spf/spf_eval.c milters/spf/spf_mech.c milters/spf/spf_record.c \
+	milters/spf/spf_macro.c milters/spf/spf_int.h milters/spf/spf_check.h \
 	include/tollgate/spf.h
 TG_SPF_LIBS = milters/spf/libtg_spf.a $(SPF2_LIBS)
 

@@ -5,7 +5,8 @@
  * spf_macro.c: macro-string syntax and expansion (RFC 7208 7), and the
  * name checks around them (domain-spec, toplabel, target names).
  * spf_record.c: one record's text into terms (RFC 7208 4.6, 5, 6).
- * spf_eval.c: check_host() itself, on the resolver.
+ * spf_eval.c, spf_mech.c: check_host() itself, on the resolver (the
+ * record loop and results; the mechanisms), sharing spf_check.h.
  * spf_libspf2.c: the same check by libspf2, on a DNS layer of ours.
  * spf_engine.c: the one interface in front of both.
  * spf_cache.c: the module's result cache.
