@@ -174,6 +174,9 @@ extern const struct tg_module tg_module_spf;
  *   checked  false when the module did not evaluate it: disabled,
  *            outbound or trusted-relay mail, no HELO name given; the
  *            other fields are then SPF_NONE and NULL
+ *   trusted_relay  not checked because the client is one of [spf]
+ *            trusted_relays (a backup MX or a forwarder we trust): the
+ *            client is not the sender's, so no SPF result can exist
  *   result   the RFC 7208 result
  *   domain   the identity's domain, lower case: for the MAIL FROM
  *            identity the sender's domain, or the HELO name when the
@@ -182,6 +185,7 @@ extern const struct tg_module tg_module_spf;
  */
 struct spf_identity {
 	bool		 checked;
+	bool		 trusted_relay;
 	enum spf_result	 result;
 	const char	*domain;
 };

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spf_int.h"
 #include "tollgate/buf.h"
@@ -62,14 +63,17 @@ static const char *const spf_action_names[] = { "accept", "tempfail",
 
 /*
  * Defaults, as an operator of a receiving MX expects them (see
- * conf.d/spf.conf): a domain that publishes "-all" asks for rejection,
- * and rejecting at MAIL FROM costs the sender nothing but a bounce they
- * asked for; "~all" is by definition a domain not ready for that
- * (RFC 7208 8.5), so softfail only marks.  A broken record (permerror)
- * is the publisher's bug, not proof of forgery: mark it and let DMARC
- * decide.  temperror marks too: deferring would make every message
- * from a domain with flaky DNS wait on that domain's servers, and the
- * A-R header still tells DMARC and the spam scorer what happened.
+ * conf.d/spf.conf): every result only marks the message, and DMARC,
+ * later in the pipeline, applies the policy the domain's owner chose.
+ * Refusing an SPF fail at MAIL FROM would also refuse forwarded mail
+ * whose DKIM signature still verifies and which DMARC would pass
+ * (RFC 7489 10.1); on_fail = reject is there for sites without DMARC.
+ * "~all" is by definition a domain not ready for rejection (RFC 7208
+ * 8.5).  A broken record (permerror) is the publisher's bug, not proof
+ * of forgery.  temperror is a dependency failure, so like every
+ * on_error it is accept or tempfail, never a permanent refusal: and
+ * deferring would make every message from a domain with flaky DNS wait
+ * on that domain's servers.
  */
 static const struct tg_param spf_params[] = {
 	TG_PARAM_ENUM("engine", "native", &spf_conf.engine, spf_engine_names,
@@ -80,7 +84,7 @@ static const struct tg_param spf_params[] = {
 	TG_PARAM_STRING("explanation", "%{c} is not allowed to send mail "
 	    "for %{o}", &spf_conf.explanation,
 	    "explanation on fail when the record has no exp= (RFC 7208 6.2)"),
-	TG_PARAM_ENUM("on_fail", "reject", &spf_conf.on_fail,
+	TG_PARAM_ENUM("on_fail", "accept", &spf_conf.on_fail,
 	    spf_action_names, "MAIL FROM fail: accept, tempfail or reject"),
 	TG_PARAM_ENUM("on_softfail", "accept", &spf_conf.on_softfail,
 	    spf_action_names, "MAIL FROM softfail: accept, tempfail or "
@@ -89,8 +93,8 @@ static const struct tg_param spf_params[] = {
 	    spf_action_names, "broken SPF record: accept, tempfail or "
 	    "reject"),
 	TG_PARAM_ENUM("on_temperror", "accept", &spf_conf.on_temperror,
-	    spf_action_names, "DNS failure during the check: accept, "
-	    "tempfail or reject"),
+	    tg_on_error_names, "DNS failure during the check: accept or "
+	    "tempfail"),
 	TG_PARAM_BOOL("helo_policy", "no", &spf_conf.helo_policy,
 	    "apply on_fail to a HELO fail too"),
 	TG_PARAM_TIME("time_limit", "20s", &spf_conf.time_limit, 1, 120,
@@ -113,7 +117,8 @@ static enum tg_verdict	spf_envfrom(struct tg_ctx *, const char *);
 static const char	*spf_sender(struct tg_ctx *, const char *);
 static enum tg_status	spf_ident_check(struct tg_ctx *,
 			    struct spf_ident *, const char *, const char *,
-			    const char *);
+			    const char *, time_t);
+static time_t		 spf_now(void);
 static char		*spf_cache_key(const char *, const char *,
 			    const char *);
 static long		 spf_cache_ttl(const struct spf_answer *);
@@ -122,8 +127,8 @@ static enum tg_verdict	 spf_skip(struct tg_ctx *, const char *);
 static void		 spf_record(struct tg_ctx *, struct spf_msg *);
 static enum tg_verdict	 spf_policy(struct tg_ctx *, struct spf_msg *);
 static enum spf_action	 spf_action_for(enum spf_result);
-static void		 spf_identity_out(const struct spf_ident *,
-			    struct spf_identity *);
+static void		 spf_identity_out(const struct spf_msg *,
+			    const struct spf_ident *, struct spf_identity *);
 
 const struct tg_module tg_module_spf = {
 	.name = "spf",
@@ -196,19 +201,25 @@ spf_envfrom(struct tg_ctx *ctx, const char *from)
 	const char	*ip = tg_ctx_peer(ctx)->addr;
 	const char	*helo = tg_ctx_helo(ctx);
 	enum tg_status	 st = TG_OK;
+	time_t		 deadline;
 
 	if (tg_ctx_outbound(ctx) || ip == NULL)
 		return spf_skip(ctx, "outbound");
-	if (tg_netlist_match(spf_trusted, ip))
+	if (tg_netlist_match(spf_trusted, ip)) {
+		m->trusted_relay = true;
 		return spf_skip(ctx, "trusted-relay");
+	}
 	m->sender = spf_sender(ctx, from);
 	m->null_sender = *m->sender == '\0';
+	/* One time_limit for both checks: the MTA's own timeout is fixed. */
+	deadline = spf_now() + spf_conf.time_limit;
 	if (helo != NULL && *helo != '\0')
-		st = spf_ident_check(ctx, &m->helo, ip, helo, "");
+		st = spf_ident_check(ctx, &m->helo, ip, helo, "", deadline);
 	if (st == TG_OK && m->null_sender)
 		m->mailfrom = m->helo;
 	else if (st == TG_OK)
-		st = spf_ident_check(ctx, &m->mailfrom, ip, helo, m->sender);
+		st = spf_ident_check(ctx, &m->mailfrom, ip, helo, m->sender,
+		    deadline);
 	if (st != TG_OK) {
 		/* Not an address: nothing can be said about the client. */
 		tg_log_notice(ctx, "client address \"%s\" is not an IP "
@@ -221,6 +232,17 @@ spf_envfrom(struct tg_ctx *ctx, const char *from)
 		return spf_skip(ctx, "no-identity");
 	spf_record(ctx, m);
 	return spf_policy(ctx, m);
+}
+
+/* spf_now - monotonic seconds, for the check's deadline */
+static time_t
+spf_now(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		TG_PANIC("spf: no monotonic clock");
+	return ts.tv_sec;
 }
 
 /*
@@ -255,7 +277,7 @@ spf_sender(struct tg_ctx *ctx, const char *from)
  */
 static enum tg_status
 spf_ident_check(struct tg_ctx *ctx, struct spf_ident *id, const char *ip,
-    const char *helo, const char *sender)
+    const char *helo, const char *sender, time_t deadline)
 {
 	struct spf_request	 req;
 	char			*key;
@@ -275,7 +297,8 @@ spf_ident_check(struct tg_ctx *ctx, struct spf_ident *id, const char *ip,
 		req.receiver = tg_ctx_authserv_id(ctx);
 		req.default_exp = *spf_conf.explanation != '\0' ?
 		    spf_conf.explanation : NULL;
-		req.time_limit = spf_conf.time_limit;
+		/* At least a second: the check then ends as temperror. */
+		req.time_limit = deadline > spf_now() ? deadline - spf_now() : 1;
 		st = spf_engine_check((enum spf_engine)spf_conf.engine,
 		    spf_dns, &req, &id->ans);
 		if (st == TG_OK && id->ans.result != SPF_TEMPERROR)
@@ -392,7 +415,8 @@ spf_action_for(enum spf_result r)
 	case SPF_PERMERROR:
 		return (enum spf_action)spf_conf.on_permerror;
 	case SPF_TEMPERROR:
-		return (enum spf_action)spf_conf.on_temperror;
+		return spf_conf.on_temperror == TG_ON_ERROR_TEMPFAIL ?
+		    SPF_ACTION_TEMPFAIL : SPF_ACTION_ACCEPT;
 	case SPF_NONE:
 	case SPF_NEUTRAL:
 	case SPF_PASS:
@@ -442,12 +466,16 @@ spf_policy(struct tg_ctx *ctx, struct spf_msg *m)
 	return act == SPF_ACTION_REJECT ? TG_REJECT : TG_TEMPFAIL;
 }
 
-/* spf_identity_out - the public view of one identity */
+/* spf_identity_out - the public view of one identity of m */
 static void
-spf_identity_out(const struct spf_ident *id, struct spf_identity *out)
+spf_identity_out(const struct spf_msg *m, const struct spf_ident *id,
+    struct spf_identity *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (id == NULL || !id->checked)
+	if (m == NULL)
+		return;
+	out->trusted_relay = m->trusted_relay;
+	if (!id->checked)
 		return;
 	out->checked = true;
 	out->result = id->ans.result;
@@ -460,7 +488,7 @@ spf_msg_mailfrom(struct tg_ctx *ctx, struct spf_identity *out)
 {
 	struct spf_msg	*m = tg_ctx_state_of(ctx, &tg_module_spf);
 
-	spf_identity_out(m != NULL ? &m->mailfrom : NULL, out);
+	spf_identity_out(m, m != NULL ? &m->mailfrom : NULL, out);
 }
 
 /* spf_msg_helo - see spf.h */
@@ -469,5 +497,5 @@ spf_msg_helo(struct tg_ctx *ctx, struct spf_identity *out)
 {
 	struct spf_msg	*m = tg_ctx_state_of(ctx, &tg_module_spf);
 
-	spf_identity_out(m != NULL ? &m->helo : NULL, out);
+	spf_identity_out(m, m != NULL ? &m->helo : NULL, out);
 }

@@ -220,6 +220,7 @@ struct spf_ident {
 /* The module's per-message state. */
 struct spf_msg {
 	bool			 null_sender;
+	bool			 trusted_relay;	/* skipped: [spf] trusted_relays */
 	const char		*sender;	/* no <>; "" when null */
 	struct spf_ident	 mailfrom;
 	struct spf_ident	 helo;
