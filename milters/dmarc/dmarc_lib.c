@@ -268,16 +268,35 @@ dmarc_lib_psl_unload(void)
 	(void)opendmarc_policy_library_shutdown(&dmarc_lib);
 }
 
-/* dmarc_lib_psl_org - the PSL's organizational domain of domain */
+/*
+ * dmarc_lib_psl_org - the PSL's organizational domain of domain.
+ * libopendmarc 1.4.2's opendmarc_get_tld returns 0 and leaves its
+ * output untouched when no rule of the list matches (its loop never
+ * reaches the "no match" branch), so out is cleared first.  No match
+ * means the list's default rule "*": the top label is the public
+ * suffix, and the organizational domain is the last two labels (RFC
+ * 7489 3.2).
+ */
 void
 dmarc_lib_psl_org(const char *domain, char *out, size_t n)
 {
-	char	copy[DMARC_LIB_NAME_MAX];
+	char		 copy[DMARC_LIB_NAME_MAX];
+	const char	*p;
 
-	if (!dmarc_lib_copy(copy, sizeof(copy), domain) ||
-	    opendmarc_get_tld((u_char *)copy, (u_char *)out, n) != 0 ||
-	    *out == '\0')
-		(void)snprintf(out, n, "%s", domain);
+	if (n == 0)
+		return;
+	out[0] = '\0';
+	if (dmarc_lib_copy(copy, sizeof(copy), domain) &&
+	    opendmarc_get_tld((u_char *)copy, (u_char *)out, n) == 0 &&
+	    *out != '\0')
+		return;
+	/* the default rule: from the second-to-last dot on */
+	p = strrchr(domain, '.');
+	while (p != NULL && p > domain && p[-1] != '.')
+		p--;
+	if (p == NULL || p == domain)
+		p = domain;
+	(void)snprintf(out, n, "%s", p);
 }
 
 /* dmarc_lib_aligned - libopendmarc's alignment check of two domains */
