@@ -4,8 +4,16 @@
  * One LMDB environment in a directory holds two databases: "records"
  * (one entry per message, keyed as dmarc_report_int.h says) and "meta"
  * (the seq counter).  LMDB gives what the milter and tollgatectl need:
- * many threads and processes share it through its lock file, every
- * commit is synced to disk, and readers never block the writer.  The
+ * many threads and processes share it through its lock file, and
+ * readers never block the writer.  A writer does not fsync each commit
+ * (MDB_NOSYNC): the milter adds a record at the end of every message,
+ * and a disk flush there would put the disk's latency on the mail
+ * path.  A commit is in the file once it returns, so it survives the
+ * daemon's crash or restart; a crash of the host may lose the last
+ * seconds the kernel had not written back, which a report can spare.
+ * Closing a store syncs it.  Reader slots of processes that died (a
+ * tollgatectl killed mid-run) are cleared at open, so they cannot pin
+ * old pages and let the map fill.  The
  * map is sized generously once; a full map is TG_TEMP, so the milter
  * goes on filtering mail and only stops recording until a report run
  * or expiry frees space.
@@ -202,10 +210,9 @@ dmarc_report_env_open(const char *dir, bool readonly, struct tg_err *err)
 	struct dmarc_report_env	*e;
 	MDB_txn			*txn;
 	unsigned int		 flags = MDB_NOTLS;
-	int			 rc;
+	int			 rc, dead;
 
-	if (readonly)
-		flags |= MDB_RDONLY;
+	flags |= readonly ? MDB_RDONLY : MDB_NOSYNC;
 	e = tg_calloc(1, sizeof(*e));
 	e->readonly = readonly;
 	if ((rc = mdb_env_create(&e->env)) != 0) {
@@ -223,6 +230,7 @@ dmarc_report_env_open(const char *dir, bool readonly, struct tg_err *err)
 		    "dmarc report store: %s: %s", dir, mdb_strerror(rc));
 		goto fail;
 	}
+	(void)mdb_reader_check(e->env, &dead);
 	if ((rc = mdb_txn_begin(e->env, NULL, readonly ? MDB_RDONLY : 0,
 	    &txn)) != 0) {
 		(void)dmarc_report_mdb_err(err, dir, rc);
@@ -324,6 +332,8 @@ dmarc_report_close(struct dmarc_report_store *s)
 		for (ep = &dmarc_report_envs; *ep != e; ep = &(*ep)->next)
 			continue;
 		*ep = e->next;
+		if (!e->readonly)
+			(void)mdb_env_sync(e->env, 1);
 		mdb_env_close(e->env);
 		free(e);
 	}
@@ -372,7 +382,7 @@ dmarc_report_snap_seq(struct dmarc_report_store *s, MDB_txn *txn)
 	return dmarc_report_get_u64(v.mv_data);
 }
 
-/* dmarc_report_add - one record, committed (and synced) before return */
+/* dmarc_report_add - one record, committed before return */
 enum tg_status
 dmarc_report_add(struct dmarc_report_store *s,
     const struct dmarc_report_rec *rec, struct tg_err *err)

@@ -163,8 +163,20 @@ struct dmarc_report_mail {
 };
 void		dmarc_report_mime(const struct dmarc_report_mail *,
 		    const char *rcpt, struct tg_buf *);
+/*
+ * The longest one sendmail run may take: Postfix's hands a report to its
+ * queue in well under a second, and a stuck one (a queue lock, a full
+ * disk) must not hold the run; the records stay for the next one.
+ */
+#define DMARC_REPORT_SENDMAIL_SECS	120
+
+/*
+ * dmarc_report_sendmail - run program (split at white space, no shell)
+ * with msg on its input; TG_TEMP when it fails or has not finished
+ * within secs (it is then killed)
+ */
 enum tg_status	dmarc_report_sendmail(const char *program, const char *from,
-		    const char *rcpt, const char *msg, size_t len,
+		    const char *rcpt, const char *msg, size_t len, int secs,
 		    struct tg_err *);
 
 #endif

@@ -376,7 +376,8 @@ dmarc_report_deliver(struct dmarc_report_job *job, const char *domain,
 			    "report of %zu bytes over the limit of %" PRIu64,
 			    domain, addr, msg.len, max);
 		} else if (dmarc_report_sendmail(c->sendmail, c->email, addr,
-		    msg.data, msg.len, &err) != TG_OK) {
+		    msg.data, msg.len, DMARC_REPORT_SENDMAIL_SECS,
+		    &err) != TG_OK) {
 			tg_log_warnx(NULL, "dmarc report: domain=%s rua=%s: %s",
 			    domain, addr, err.text);
 			fate = DMARC_REPORT_KEEP;

@@ -20,6 +20,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +39,15 @@
 #define DMARC_REPORT_B64_LINE	57	/* input bytes per 76-column line */
 #define DMARC_REPORT_MAX_ARGS	16	/* words of report_sendmail */
 
+
 static void	dmarc_report_base64(struct tg_buf *, const unsigned char *,
 		    size_t);
 static void	dmarc_report_date(struct tg_buf *, time_t);
+static int		dmarc_report_ms_left(time_t);
+static time_t		dmarc_report_now(void);
 static enum tg_status	dmarc_report_write_all(int, const char *, size_t,
-			    struct tg_err *);
+			    time_t, struct tg_err *);
+static bool		dmarc_report_reap(pid_t, time_t, int *);
 
 /* dmarc_report_base64 - RFC 2045 6.8, lines of 76 characters */
 static void
@@ -119,15 +125,47 @@ dmarc_report_mime(const struct dmarc_report_mail *m, const char *rcpt,
 	tg_buf_printf(b, "\n--=_tg_%s--\n", m->report_id);
 }
 
-/* dmarc_report_write_all - the whole buffer to fd, across EINTR */
-static enum tg_status
-dmarc_report_write_all(int fd, const char *p, size_t n, struct tg_err *err)
+/* dmarc_report_now - monotonic seconds */
+static time_t
+dmarc_report_now(void)
 {
-	ssize_t	w;
+	struct timespec	now;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec;
+}
+
+/* dmarc_report_ms_left - milliseconds until the monotonic deadline */
+static int
+dmarc_report_ms_left(time_t deadline)
+{
+	time_t	now = dmarc_report_now();
+
+	return now >= deadline ? 0 : (int)(deadline - now) * 1000;
+}
+
+/*
+ * dmarc_report_write_all - the whole buffer to fd (non-blocking), across
+ * EINTR, by the deadline: a sendmail that stops reading must not hold
+ * the report run
+ */
+static enum tg_status
+dmarc_report_write_all(int fd, const char *p, size_t n, time_t deadline,
+    struct tg_err *err)
+{
+	struct pollfd	pfd = { .fd = fd, .events = POLLOUT };
+	ssize_t		w;
+	int		r;
 
 	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
+		if ((r = poll(&pfd, 1, dmarc_report_ms_left(deadline))) == 0)
+			return tg_err_set(err, TG_TEMP, "sendmail: not reading "
+			    "its input in time");
+		if (r == -1 && errno != EINTR)
+			return tg_err_set(err, TG_TEMP, "sendmail: poll: %s",
+			    strerror(errno));
+		if (r == -1 || (w = write(fd, p, n)) == -1) {
+			if (r == -1 || errno == EINTR || errno == EAGAIN)
 				continue;
 			return tg_err_set(err, TG_TEMP, "sendmail: write: %s",
 			    strerror(errno));
@@ -138,16 +176,43 @@ dmarc_report_write_all(int fd, const char *p, size_t n, struct tg_err *err)
 	return TG_OK;
 }
 
+/*
+ * dmarc_report_reap - wait for the child until the deadline, then kill
+ * it; false when it had to be killed or could not be waited for
+ */
+static bool
+dmarc_report_reap(pid_t pid, time_t deadline, int *status)
+{
+	const struct timespec	nap = { 0, 20 * 1000 * 1000 };
+	pid_t			r;
+
+	for (;;) {
+		if ((r = waitpid(pid, status, WNOHANG)) == pid)
+			return true;
+		if (r == -1 && errno != EINTR)
+			return false;
+		if (dmarc_report_ms_left(deadline) == 0)
+			break;
+		(void)nanosleep(&nap, NULL);
+	}
+	(void)kill(pid, SIGKILL);
+	while (waitpid(pid, status, 0) == -1 && errno == EINTR)
+		continue;
+	return false;
+}
+
 /* dmarc_report_sendmail - run the program once and wait for it */
 enum tg_status
 dmarc_report_sendmail(const char *program, const char *from,
-    const char *rcpt, const char *msg, size_t len, struct tg_err *err)
+    const char *rcpt, const char *msg, size_t len, int secs,
+    struct tg_err *err)
 {
 	char			*argv[DMARC_REPORT_MAX_ARGS + 6], *words, *w;
 	struct sigaction	 ign, old;
 	enum tg_status		 st;
 	size_t			 argc = 0;
 	pid_t			 pid;
+	time_t			 deadline;
 	int			 fds[2], status;
 
 	/* Split at white space ourselves: no shell ever sees the words. */
@@ -193,18 +258,21 @@ dmarc_report_sendmail(const char *program, const char *from,
 		_exit(127);
 	}
 	(void)close(fds[0]);
+	deadline = dmarc_report_now() + secs;
 	memset(&ign, 0, sizeof(ign));
 	ign.sa_handler = SIG_IGN;
 	(void)sigaction(SIGPIPE, &ign, &old);
-	st = dmarc_report_write_all(fds[1], msg, len, err);
+	if (fcntl(fds[1], F_SETFL, O_NONBLOCK) == -1)
+		st = tg_err_set(err, TG_TEMP, "fcntl: %s", strerror(errno));
+	else
+		st = dmarc_report_write_all(fds[1], msg, len, deadline, err);
 	(void)close(fds[1]);
 	(void)sigaction(SIGPIPE, &old, NULL);
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR) {
-			free(words);
-			return tg_err_set(err, TG_TEMP, "waitpid: %s",
-			    strerror(errno));
-		}
+	if (!dmarc_report_reap(pid, deadline, &status)) {
+		free(words);
+		return tg_err_set(err, TG_TEMP, "%s did not finish in %d s: "
+		    "killed", program, secs);
+	}
 	free(words);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return st;

@@ -922,6 +922,37 @@ rt_get(const char *dir, const char *name)
 	return text;
 }
 
+/*
+ * test_sendmail_stuck - a sendmail that neither reads nor exits is
+ * killed at the deadline, and the hand-over fails for now: the run
+ * goes on and the records stay
+ */
+static void
+test_sendmail_stuck(void **state)
+{
+	struct timespec	 t0, t1;
+	struct tg_err	 err;
+	char		*dir, *sm, *msg;
+	size_t		 len = 1024 * 1024;
+
+	(void)state;
+	dir = rt_subdir("stuck");
+	rt_put(dir, "sendmail", "#!/bin/sh\nexec sleep 60\n");
+	sm = tg_printf_dup("%s/sendmail", dir);
+	assert_int_equal(chmod(sm, 0700), 0);
+	msg = tg_malloc(len);
+	memset(msg, 'x', len);	/* more than a pipe holds */
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(dmarc_report_sendmail(sm, "r@example.net",
+	    "a@example.org", msg, len, 1, &err), TG_TEMP);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 10);
+	assert_non_null(strstr(err.text, "killed"));
+	free(msg);
+	free(sm);
+	free(dir);
+}
+
 /* test_send - rua delivery through a sendmail program: failure keeps
  * the records, success deletes them; sizes and verification */
 static void
@@ -1147,6 +1178,7 @@ main(void)
 		cmocka_unit_test(test_rua_parse),
 		cmocka_unit_test(test_verify_dest),
 		cmocka_unit_test(test_send),
+		cmocka_unit_test(test_sendmail_stuck),
 		cmocka_unit_test(test_run_refuses),
 	};
 	int	rc;
