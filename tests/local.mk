@@ -8,14 +8,16 @@ TG_INTEGRATION_TESTS = \
 	tests/integration/latency.test \
 	tests/integration/tollgatectl.test \
 	tests/integration/spf_dmarc.test \
-	tests/integration/dmarc_report.test
+	tests/integration/dmarc_report.test \
+	tests/integration/opendmarc.test
 TESTS += $(TG_INTEGRATION_TESTS)
 
 # The scripts find lib.sh, data and the milter binary through these,
 # so out-of-tree builds (build-asan/, distcheck) test their own binary.
 AM_TESTS_ENVIRONMENT = \
 	abs_top_srcdir='$(abs_top_srcdir)'; export abs_top_srcdir; \
-	abs_top_builddir='$(abs_top_builddir)'; export abs_top_builddir;
+	abs_top_builddir='$(abs_top_builddir)'; export abs_top_builddir; \
+	TG_TESTDATA='$(TG_TESTDATA)'; export TG_TESTDATA;
 
 EXTRA_DIST += $(TG_INTEGRATION_TESTS) \
 	tests/integration/lib.sh \
