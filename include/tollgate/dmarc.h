@@ -22,8 +22,10 @@ enum dmarc_res {
 	DMARC_RES_NONE = 0,	/* no policy record, or not evaluated */
 	DMARC_RES_PASS,		/* aligned SPF or DKIM pass */
 	DMARC_RES_FAIL,
-	DMARC_RES_TEMPERROR,	/* the policy lookup failed for now */
-	DMARC_RES_PERMERROR	/* unusable From: or record */
+	DMARC_RES_TEMPERROR,	/* the policy lookup failed for now, or an
+				 * identifier that would align had a
+				 * temporary SPF or DKIM error */
+	DMARC_RES_PERMERROR	/* no author domain, or unusable record */
 };
 
 /* A policy (p=, sp=, np=) or what was done (the disposition). */
@@ -38,7 +40,8 @@ enum dmarc_policy {
  * the message; NULL when unknown.
  *   evaluated      false when the module did not evaluate (disabled,
  *                  outbound mail, a skipped client): the rest is zero
- *   header_from    the RFC5322.From domain
+ *   header_from    the RFC5322.From author domain whose outcome
+ *                  decided: with several, the strictest one's
  *   policy_domain  the domain whose record applied (the From domain or
  *                  its organizational domain)
  *   policy         the policy that applied to this From domain

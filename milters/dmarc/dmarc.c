@@ -2,13 +2,19 @@
  * dmarc - the DMARC module: RFC 9989 policy evaluation of inbound mail,
  * with RFC 7489 records (pct=) still honoured.
  *
- * The header hook keeps the From: fields; everything else happens at end
- * of message, after DKIM's eom.  The RFC5322.From domain (dmarc_from.c)
- * must be exactly one: a message without From:, with two From: fields or
- * with authors of different domains is permerror and gets on_bad_from.
- * The policy record is fetched through tollgate's resolver
- * (dmarc_policy.c: PSL or DNS tree walk); a temporary DNS failure is
- * temperror and gets on_error, never pass or fail.  Alignment: with the
+ * The header hook reads the author domains of every From: field
+ * (dmarc_from.c); everything else happens at end of message, after
+ * DKIM's eom.  Each distinct author domain is evaluated, so several
+ * From: fields or authors of different domains cannot shed a policy:
+ * the strictest outcome decides (RFC 7489 6.6.1, dmarc_rank) and its
+ * domain is the A-R's header.from.  A From: the strict reader refuses is
+ * read leniently (every local@domain in it); only a message with no
+ * author domain at all is permerror and gets on_bad_from, and one with
+ * more than DMARC_AUTHORS_MAX is refused.  The policy record is fetched
+ * through tollgate's resolver (dmarc_policy.c: PSL or DNS tree walk); a
+ * temporary DNS failure is temperror and gets on_error, never pass or
+ * fail, and so is a message with no aligned pass whose SPF or DKIM
+ * identifier that would align had a temporary error.  Alignment: with the
  * PSL, libopendmarc decides it from the record, the SPF result of the
  * MAIL FROM identity (spf_msg_mailfrom) and every DKIM result
  * (dkim_results); with the tree walk we compare organizational domains
@@ -18,12 +24,13 @@
  * does not exist), lowered one step when pct= samples it out or t=y
  * says the owner is testing, then [dmarc] enforcement: reject,
  * quarantine (the MTA's hold queue, or a header) or nothing, with
- * no_enforce_domains and trusted_forwarders as local overrides.  Mail
- * from our own users (tg_ctx_outbound) is not evaluated.
+ * no_enforce_domains and trusted_forwarders (and [spf] trusted_relays,
+ * which SPF did not check) as local overrides.  Mail from our own users
+ * (tg_ctx_outbound) is not evaluated.
  *
  * Each evaluated message gets one Authentication-Results resinfo, its
  * decision-line field, one info line, and, when report_dir is set, one
- * record in the aggregate-report store.
+ * record per author domain with a policy in the aggregate-report store.
  *
  * Threading: the configuration, the PSL and the report store handle are
  * set up in init and only read afterwards (the store is thread-safe);
@@ -95,7 +102,7 @@ static const struct tg_param dmarc_params[] = {
 	    "failing mail under p=quarantine: quarantine (MTA hold queue), "
 	    "header (X-DMARC-Quarantine) or none"),
 	TG_PARAM_ENUM("on_bad_from", "accept", &dmarc_conf.on_bad_from,
-	    dmarc_bf_names, "no, several or unparsable From: (permerror): "
+	    dmarc_bf_names, "no author domain in From: (permerror): "
 	    "accept or reject"),
 	TG_PARAM_ENUM("on_error", "accept", &dmarc_conf.on_error,
 	    tg_on_error_names, "policy lookup failed (temperror): accept or "
@@ -123,17 +130,26 @@ static const struct tg_param dmarc_params[] = {
 /* Per-message state. */
 struct dmarc_msg {
 	size_t			 nfrom;		/* From: fields seen */
-	char			*from;		/* the first one's value */
+	struct dmarc_authors	 authors;	/* their author domains */
+	const char		*from_why;	/* why one had none; static */
 	struct dmarc_result	 res;
-	char			 domain[DMARC_DOMAIN_MAX + 1];
+	char			 domain[DMARC_DOMAIN_MAX + 1]; /* decided */
 	char			 policy_domain[DMARC_DOMAIN_MAX + 1];
 };
 
-/* One evaluation, from discovery to the verdict. */
+/*
+ * One author domain's evaluation, from discovery to its outcome; only
+ * the one that decides (dmarc_strictest) acts on the message.
+ */
 struct dmarc_eval {
-	struct dmarc_lookup	 lk;
+	struct dmarc_lookup	*lk;		/* the message's, shared */
+	const char		*domain;	/* the author domain */
 	struct dmarc_record	 rec;
 	bool			 at_from;
+	enum dmarc_res		 res;
+	enum dmarc_policy	 policy;	/* that applies, on pass/fail */
+	enum dmarc_policy	 dis;		/* asked for, before actions */
+	bool			 dkim_aligned, spf_aligned;
 	const char		*which;		/* "p", "sp" or "np" */
 	const char		*reason;	/* RFC 9990 override, or NULL */
 	const char		*why;
@@ -290,16 +306,27 @@ dmarc_report_settings(void)
 	return &dmarc_report_conf;
 }
 
-/* dmarc_header - keep the From: fields (RFC 5322 3.6: exactly one) */
+/*
+ * dmarc_header - the author domains of each From: field (RFC 5322 3.6
+ * wants exactly one; RFC 7489 6.6.1: with several, every domain counts).
+ * A value the strict reader refuses is read leniently.
+ */
 static enum tg_verdict
 dmarc_header(struct tg_ctx *ctx, const char *name, const char *value)
 {
 	struct dmarc_msg	*m = tg_ctx_state(ctx);
+	const char		*why;
+	enum tg_status		 st;
 
 	if (tg_strcasecmp(name, "From") != 0)
 		return TG_CONTINUE;
-	if (m->nfrom++ == 0)
-		m->from = tg_ctx_strdup(ctx, value);
+	m->nfrom++;
+	st = dmarc_from_domains(value, &m->authors, &why);
+	if (st == TG_PERM && dmarc_from_lenient(value, &m->authors) == TG_OK)
+		tg_log_debug(ctx, "from: %s: author domains read leniently",
+		    why);
+	else if (st != TG_OK)
+		m->from_why = why;
 	return TG_CONTINUE;
 }
 
@@ -330,7 +357,7 @@ dmarc_hfrom(struct tg_ctx *ctx, const char *d)
 	return s;
 }
 
-/* dmarc_bad_from - RFC 9989 4.4: no single author domain: permerror */
+/* dmarc_bad_from - RFC 9989 4.4: no author domain at all: permerror */
 static enum tg_verdict
 dmarc_bad_from(struct tg_ctx *ctx, struct dmarc_msg *m, const char *why)
 {
@@ -342,8 +369,28 @@ dmarc_bad_from(struct tg_ctx *ctx, struct dmarc_msg *m, const char *why)
 	    "on_bad_from=%s", why, dmarc_bf_names[dmarc_conf.on_bad_from]);
 	if (dmarc_conf.on_bad_from != DMARC_BF_REJECT)
 		return TG_CONTINUE;
-	tg_ctx_reply(ctx, "550", "5.7.1", "message rejected: no single "
+	tg_ctx_reply(ctx, "550", "5.7.1", "message rejected: no "
 	    "RFC5322.From author domain (%s)", why);
+	return TG_REJECT;
+}
+
+/*
+ * dmarc_too_many - more author domains than DMARC_AUTHORS_MAX.  Every
+ * one would have to be evaluated (RFC 7489 6.6.1, where such messages
+ * "are typically rejected"); skipping some, or on_bad_from = accept,
+ * would let a message hide a domain behind the others, so it is refused.
+ */
+static enum tg_verdict
+dmarc_too_many(struct tg_ctx *ctx, struct dmarc_msg *m)
+{
+	m->res.evaluated = true;
+	m->res.res = DMARC_RES_PERMERROR;
+	tg_ctx_authres(ctx, "dmarc=permerror (too many author domains)");
+	tg_ctx_result(ctx, "permerror");
+	tg_log_info(ctx, "result=permerror from=- reason=\"more than %d "
+	    "author domains\"", DMARC_AUTHORS_MAX);
+	tg_ctx_reply(ctx, "550", "5.7.1", "message rejected: more than %d "
+	    "RFC5322.From author domains", DMARC_AUTHORS_MAX);
 	return TG_REJECT;
 }
 
@@ -400,10 +447,30 @@ dmarc_dkim_list(struct tg_ctx *ctx, struct dmarc_lib_dkim **out)
 	return k;
 }
 
+/* dmarc_dkim_passes - the distinct d= domains of passing signatures */
+static size_t
+dmarc_dkim_passes(struct tg_ctx *ctx, struct dmarc_lib_dkim **out)
+{
+	struct dmarc_lib_dkim	*dk;
+	size_t			 n = dmarc_dkim_list(ctx, &dk), i, j, k = 0;
+
+	for (i = 0; i < n; i++) {
+		if (dk[i].outcome != DMARC_LIB_PASS)
+			continue;
+		for (j = 0; j < k; j++)
+			if (tg_strcasecmp(dk[j].domain, dk[i].domain) == 0)
+				break;
+		if (j == k)
+			dk[k++] = dk[i];
+	}
+	*out = dk;
+	return k;
+}
+
 /* dmarc_align_psl - libopendmarc decides alignment and pass (PSL) */
 static enum tg_status
-dmarc_align_psl(struct tg_ctx *ctx, struct dmarc_msg *m,
-    struct dmarc_eval *ev, struct dmarc_lib_answer *ans)
+dmarc_align_psl(struct tg_ctx *ctx, struct dmarc_eval *ev,
+    struct dmarc_lib_answer *ans)
 {
 	struct dmarc_lib_query	q;
 	struct spf_identity	spf;
@@ -413,7 +480,7 @@ dmarc_align_psl(struct tg_ctx *ctx, struct dmarc_msg *m,
 	spf_msg_mailfrom(ctx, &spf);
 	q.ip = tg_ctx_peer(ctx)->addr;
 	q.record = ev->rec.text;
-	q.from = m->domain;
+	q.from = ev->domain;
 	q.org = ev->at_from ? NULL : ev->rec.domain;
 	q.spf_domain = spf.checked ? spf.domain : NULL;
 	q.spf = dmarc_spf_outcome(spf.result);
@@ -423,57 +490,67 @@ dmarc_align_psl(struct tg_ctx *ctx, struct dmarc_msg *m,
 }
 
 /*
- * dmarc_walk_aligned - RFC 9989 4.4: identical domains, or under relaxed
- * mode the same organizational domain found by tree walk.  from_org is
- * the From domain's, filled on first use.
+ * dmarc_id_aligned - RFC 9989 4.4: identical domains, or under relaxed
+ * mode the same organizational domain (PSL or tree walk).  from_org is
+ * the author domain's, filled on first use.  A walk the query budget
+ * stopped counts as not aligned; TG_TEMP when a lookup failed.
  */
 static enum tg_status
-dmarc_walk_aligned(struct dmarc_eval *ev, const char *a, const char *from,
-    bool strict, char *from_org, bool *aligned)
+dmarc_id_aligned(struct dmarc_eval *ev, const char *a, bool strict,
+    char *from_org, bool *aligned)
 {
-	char	org[DMARC_DOMAIN_MAX + 1];
+	char		org[DMARC_DOMAIN_MAX + 1];
+	enum tg_status	st;
 
-	*aligned = tg_strcasecmp(a, from) == 0;
+	*aligned = tg_strcasecmp(a, ev->domain) == 0;
 	if (*aligned || strict)
 		return TG_OK;
-	if (*from_org == '\0' && dmarc_org_domain(&ev->lk, from, from_org,
-	    DMARC_DOMAIN_MAX + 1) != TG_OK)
-		return TG_TEMP;
-	if (dmarc_org_domain(&ev->lk, a, org, sizeof(org)) != TG_OK)
-		return TG_TEMP;
+	if (*from_org == '\0' && (st = dmarc_org_domain(ev->lk, ev->domain,
+	    from_org, DMARC_DOMAIN_MAX + 1)) != TG_OK)
+		return st == TG_TEMP ? TG_TEMP : TG_OK;
+	if ((st = dmarc_org_domain(ev->lk, a, org, sizeof(org))) != TG_OK)
+		return st == TG_TEMP ? TG_TEMP : TG_OK;
 	*aligned = strcmp(org, from_org) == 0;
 	return TG_OK;
 }
 
 /*
- * dmarc_align_walk - alignment by tree walk.  A lookup failing for one
- * identifier is temperror only when no other one aligned.
+ * dmarc_align_walk - alignment by tree walk, cheapest first: identical
+ * domains need no query, then one walk per distinct passing identifier
+ * until one aligns.  A lookup failing for one identifier is temperror
+ * only when no other one aligned.
  */
 static enum tg_status
-dmarc_align_walk(struct tg_ctx *ctx, struct dmarc_msg *m,
-    struct dmarc_eval *ev, struct dmarc_lib_answer *ans)
+dmarc_align_walk(struct tg_ctx *ctx, struct dmarc_eval *ev,
+    struct dmarc_lib_answer *ans)
 {
 	struct spf_identity	 spf;
 	struct dmarc_lib_dkim	*dk;
 	char			 from_org[DMARC_DOMAIN_MAX + 1] = "";
 	size_t			 n, i;
-	bool			 temp = false, al;
+	bool			 temp = false, al, spf_pass;
 
 	memset(ans, 0, sizeof(*ans));
-	n = dmarc_dkim_list(ctx, &dk);
-	for (i = 0; i < n && !ans->dkim_aligned; i++) {
-		if (dk[i].outcome != DMARC_LIB_PASS)
-			continue;
-		if (dmarc_walk_aligned(ev, dk[i].domain, m->domain,
-		    ev->rec.adkim_strict, from_org, &al) != TG_OK)
+	n = dmarc_dkim_passes(ctx, &dk);
+	spf_msg_mailfrom(ctx, &spf);
+	spf_pass = spf.checked && spf.result == SPF_PASS && spf.domain != NULL;
+	for (i = 0; i < n; i++)
+		if (tg_strcasecmp(dk[i].domain, ev->domain) == 0)
+			ans->dkim_aligned = true;
+	ans->spf_aligned = spf_pass && tg_strcasecmp(spf.domain,
+	    ev->domain) == 0;
+	for (i = 0; i < n && !ans->dkim_aligned && !ans->spf_aligned &&
+	    !ev->rec.adkim_strict; i++) {
+		if (dmarc_id_aligned(ev, dk[i].domain, false, from_org,
+		    &al) != TG_OK)
 			temp = true;
 		else
 			ans->dkim_aligned = al;
 	}
-	spf_msg_mailfrom(ctx, &spf);
-	if (spf.checked && spf.result == SPF_PASS && spf.domain != NULL) {
-		if (dmarc_walk_aligned(ev, spf.domain, m->domain,
-		    ev->rec.aspf_strict, from_org, &al) != TG_OK)
+	if (spf_pass && !ans->dkim_aligned && !ans->spf_aligned &&
+	    !ev->rec.aspf_strict) {
+		if (dmarc_id_aligned(ev, spf.domain, false, from_org,
+		    &al) != TG_OK)
 			temp = true;
 		else
 			ans->spf_aligned = al;
@@ -482,17 +559,52 @@ dmarc_align_walk(struct tg_ctx *ctx, struct dmarc_msg *m,
 	return temp && !ans->pass ? TG_TEMP : TG_OK;
 }
 
+/*
+ * dmarc_temp_aligned - no aligned pass, but an identifier that would
+ * align had a temporary error (the MAIL FROM domain's SPF temperror, a
+ * DKIM key lookup that failed): a retry may pass, so the result is
+ * temperror, never fail (RFC 9989: temperror is never pass or fail)
+ */
+static bool
+dmarc_temp_aligned(struct tg_ctx *ctx, struct dmarc_eval *ev)
+{
+	const struct dkim_result	*dr;
+	struct spf_identity		 spf;
+	char				 from_org[DMARC_DOMAIN_MAX + 1] = "";
+	size_t				 n, i;
+	bool				 al;
+
+	spf_msg_mailfrom(ctx, &spf);
+	if (spf.checked && spf.result == SPF_TEMPERROR && spf.domain != NULL &&
+	    (dmarc_id_aligned(ev, spf.domain, ev->rec.aspf_strict, from_org,
+	    &al) != TG_OK || al)) {
+		ev->why = "SPF temperror";
+		return true;
+	}
+	n = dkim_results(ctx, &dr);
+	for (i = 0; i < n; i++) {
+		if (dr[i].res != DKIM_RES_TEMPERROR || dr[i].domain == NULL)
+			continue;
+		if (dmarc_id_aligned(ev, dr[i].domain, ev->rec.adkim_strict,
+		    from_org, &al) != TG_OK || al) {
+			ev->why = "DKIM temperror";
+			return true;
+		}
+	}
+	return false;
+}
+
 /* dmarc_applied - p= for the From domain's own record, else sp= or np= */
 static enum dmarc_policy
-dmarc_applied(struct dmarc_msg *m, struct dmarc_eval *ev, bool fail)
+dmarc_applied(struct dmarc_eval *ev, bool fail)
 {
 	if (ev->at_from) {
 		ev->which = "p";
 		return ev->rec.p;
 	}
 	/* RFC 9989 4.7 np=: only a From domain that does not exist. */
-	if (fail && ev->rec.has_np && !dmarc_domain_exists(&ev->lk,
-	    m->domain)) {
+	if (fail && ev->rec.has_np && !dmarc_domain_exists(ev->lk,
+	    ev->domain)) {
 		ev->which = "np";
 		return ev->rec.np;
 	}
@@ -527,13 +639,16 @@ dmarc_noenforce_match(const char *d)
 /*
  * dmarc_disposition - what the policy asks for a failing message after
  * sampling (RFC 7489 6.6.4 pct=, RFC 9989 t=y: one step down) and the
- * local overrides.
+ * local overrides.  A client in [spf] trusted_relays counts as a
+ * trusted forwarder: SPF skipped it, so the fail may only be the SPF
+ * pass that could not happen.
  */
 static enum dmarc_policy
-dmarc_disposition(struct tg_ctx *ctx, struct dmarc_msg *m,
-    struct dmarc_eval *ev, enum dmarc_policy policy)
+dmarc_disposition(struct tg_ctx *ctx, struct dmarc_eval *ev,
+    enum dmarc_policy policy)
 {
 	const char		*addr = tg_ctx_peer(ctx)->addr;
+	struct spf_identity	 spf;
 	enum dmarc_policy	 dis = policy;
 
 	if (dis != DMARC_POLICY_NONE && ev->rec.testing) {
@@ -547,11 +662,13 @@ dmarc_disposition(struct tg_ctx *ctx, struct dmarc_msg *m,
 	}
 	if (dis == DMARC_POLICY_NONE)
 		return dis;
-	if (dmarc_noenforce_match(m->domain)) {
+	if (dmarc_noenforce_match(ev->domain)) {
 		ev->reason = "local_policy";
 		return DMARC_POLICY_NONE;
 	}
-	if (addr != NULL && tg_netlist_match(dmarc_forwarders, addr)) {
+	spf_msg_mailfrom(ctx, &spf);
+	if (spf.trusted_relay || (addr != NULL &&
+	    tg_netlist_match(dmarc_forwarders, addr))) {
 		ev->reason = "trusted_forwarder";
 		return DMARC_POLICY_NONE;
 	}
@@ -560,7 +677,7 @@ dmarc_disposition(struct tg_ctx *ctx, struct dmarc_msg *m,
 
 /* dmarc_enforce - [dmarc] reject_action and quarantine_action */
 static enum tg_verdict
-dmarc_enforce(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev,
+dmarc_enforce(struct tg_ctx *ctx, struct dmarc_eval *ev,
     enum dmarc_policy *dis)
 {
 	struct tg_buf	b;
@@ -568,7 +685,7 @@ dmarc_enforce(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev,
 	if (*dis == DMARC_POLICY_REJECT) {
 		if (dmarc_conf.reject_action == DMARC_RA_REJECT) {
 			tg_ctx_reply(ctx, "550", "5.7.1", "message rejected by "
-			    "the DMARC policy of %s", m->domain);
+			    "the DMARC policy of %s", ev->domain);
 			return TG_REJECT;
 		}
 		ev->reason = "local_policy";
@@ -582,7 +699,7 @@ dmarc_enforce(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev,
 		return TG_QUARANTINE;
 	case DMARC_QA_HEADER:
 		tg_buf_init(&b);
-		tg_buf_printf(&b, "yes (DMARC policy of %s)", m->domain);
+		tg_buf_printf(&b, "yes (DMARC policy of %s)", ev->domain);
 		tg_ctx_add_header(ctx, DMARC_QUARANTINE_HDR, tg_buf_cstr(&b));
 		tg_buf_fini(&b);
 		return TG_CONTINUE;
@@ -630,9 +747,12 @@ dmarc_report_auth(struct tg_ctx *ctx, struct dmarc_report_rec *r)
 	}
 }
 
-/* dmarc_report - one record for aggregate reports; never delays mail */
+/*
+ * dmarc_report - one record for aggregate reports, per author domain
+ * with a policy; never delays mail
+ */
 static void
-dmarc_report(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev)
+dmarc_report(struct tg_ctx *ctx, const struct dmarc_eval *ev)
 {
 	const struct dmarc_record	*rec = &ev->rec;
 	struct dmarc_report_rec		 r;
@@ -643,7 +763,7 @@ dmarc_report(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev)
 	memset(&r, 0, sizeof(r));
 	r.when = time(NULL);
 	r.source_ip = tg_ctx_peer(ctx)->addr;
-	r.header_from = m->domain;
+	r.header_from = ev->domain;
 	r.envelope_from = dmarc_addr_domain(ctx, tg_ctx_mail_from(ctx));
 	r.envelope_to = tg_ctx_rcpt_count(ctx) > 0 ?
 	    dmarc_addr_domain(ctx, tg_ctx_rcpt(ctx, 0)) : NULL;
@@ -657,9 +777,9 @@ dmarc_report(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev)
 	r.fo = rec->fo;
 	r.testing = rec->testing;
 	r.rua = rec->rua;
-	r.disposition = dmarc_policy_name(m->res.disposition);
-	r.dkim_pass = m->res.dkim_aligned;
-	r.spf_pass = m->res.spf_aligned;
+	r.disposition = dmarc_policy_name(ev->dis);
+	r.dkim_pass = ev->dkim_aligned;
+	r.spf_pass = ev->spf_aligned;
 	r.reason = ev->reason;
 	dmarc_report_auth(ctx, &r);
 	if (dmarc_report_add(dmarc_store, &r, &err) != TG_OK)
@@ -667,20 +787,39 @@ dmarc_report(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev)
 		    "report store: %s", err.text);
 }
 
+/* dmarc_authors_note - " authors=N" and " from_parse=lenient", or "" */
+static const char *
+dmarc_authors_note(struct tg_ctx *ctx, const struct dmarc_msg *m)
+{
+	struct tg_buf	 b;
+	char		*s;
+
+	tg_buf_init(&b);
+	if (m->authors.n > 1)
+		tg_buf_printf(&b, " authors=%zu", m->authors.n);
+	if (m->authors.lenient)
+		tg_buf_puts(&b, " from_parse=lenient");
+	s = tg_ctx_strdup(ctx, tg_buf_cstr(&b));
+	tg_buf_fini(&b);
+	return s;
+}
+
 /* dmarc_no_policy - none, permerror or temperror: nothing to enforce */
 static enum tg_verdict
 dmarc_no_policy(struct tg_ctx *ctx, struct dmarc_msg *m,
-    struct dmarc_eval *ev, enum dmarc_res res)
+    struct dmarc_eval *ev)
 {
-	m->res.res = res;
+	enum dmarc_res	res = ev->res;
+
 	tg_ctx_authres(ctx, "dmarc=%s header.from=%s", dmarc_res_name(res),
-	    dmarc_hfrom(ctx, m->domain));
+	    dmarc_hfrom(ctx, ev->domain));
 	tg_ctx_result(ctx, "%s", dmarc_res_name(res));
-	tg_log_info(ctx, "result=%s from=%s reason=\"%s\" queries=%u%s%s",
-	    dmarc_res_name(res), m->domain, ev->why != NULL ? ev->why : "-",
-	    ev->lk.queries, res == DMARC_RES_TEMPERROR ? " on_error=" : "",
+	tg_log_info(ctx, "result=%s from=%s reason=\"%s\" queries=%u%s%s%s",
+	    dmarc_res_name(res), ev->domain, ev->why != NULL ? ev->why : "-",
+	    ev->lk->queries, res == DMARC_RES_TEMPERROR ? " on_error=" : "",
 	    res == DMARC_RES_TEMPERROR ?
-	    tg_on_error_names[dmarc_conf.on_error] : "");
+	    tg_on_error_names[dmarc_conf.on_error] : "",
+	    dmarc_authors_note(ctx, m));
 	if (res != DMARC_RES_TEMPERROR)
 		return TG_CONTINUE;
 	/* RFC 9989 temperror is never pass or fail: the operator decides. */
@@ -690,7 +829,7 @@ dmarc_no_policy(struct tg_ctx *ctx, struct dmarc_msg *m,
 	if (dmarc_conf.on_error != TG_ON_ERROR_TEMPFAIL)
 		return TG_CONTINUE;
 	tg_ctx_reply(ctx, "451", "4.7.1", "DMARC policy of %s cannot be "
-	    "checked now, try again later", m->domain);
+	    "checked now, try again later", ev->domain);
 	return TG_TEMPFAIL;
 }
 
@@ -707,81 +846,146 @@ dmarc_record_result(struct tg_ctx *ctx, struct dmarc_msg *m,
 	    dis, dmarc_hfrom(ctx, m->domain));
 	tg_ctx_result(ctx, "%s p=%s dis=%s", res, pol, dis);
 	tg_log_info(ctx, "result=%s from=%s policy_domain=%s %s=%s dis=%s "
-	    "dkim_aligned=%s spf_aligned=%s reason=%s queries=%u", res,
+	    "dkim_aligned=%s spf_aligned=%s reason=%s queries=%u%s", res,
 	    m->domain, m->policy_domain, ev->which, pol, dis,
 	    m->res.dkim_aligned ? "yes" : "no",
 	    m->res.spf_aligned ? "yes" : "no",
-	    ev->reason != NULL ? ev->reason : "-", ev->lk.queries);
+	    ev->reason != NULL ? ev->reason : "-", ev->lk->queries,
+	    dmarc_authors_note(ctx, m));
 }
 
-/* dmarc_apply - alignment, the policy that applies, enforcement */
-static enum tg_verdict
-dmarc_apply(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev)
+/*
+ * dmarc_evaluate - one author domain: discovery, alignment, the policy
+ * that applies and the disposition it asks for; acts on nothing
+ */
+static void
+dmarc_evaluate(struct tg_ctx *ctx, struct dmarc_eval *ev)
 {
 	struct dmarc_lib_answer	ans;
 	enum tg_status		st;
-	enum tg_verdict		v = TG_CONTINUE;
-	enum dmarc_policy	dis = DMARC_POLICY_NONE;
 
-	if (ev->lk.mode == DMARC_ORG_TREE_WALK)
-		st = dmarc_align_walk(ctx, m, ev, &ans);
+	st = dmarc_discover(ev->lk, ev->domain, &ev->rec, &ev->at_from,
+	    &ev->why);
+	if (st != TG_OK) {
+		ev->res = st == TG_TEMP ? DMARC_RES_TEMPERROR : st == TG_PERM ?
+		    DMARC_RES_PERMERROR : DMARC_RES_NONE;
+		return;
+	}
+	if (ev->lk->mode == DMARC_ORG_TREE_WALK)
+		st = dmarc_align_walk(ctx, ev, &ans);
 	else
-		st = dmarc_align_psl(ctx, m, ev, &ans);
+		st = dmarc_align_psl(ctx, ev, &ans);
 	if (st != TG_OK) {
 		ev->why = st == TG_TEMP ? "alignment lookup failed" :
 		    "record refused by libopendmarc";
-		return dmarc_no_policy(ctx, m, ev, st == TG_TEMP ?
-		    DMARC_RES_TEMPERROR : DMARC_RES_PERMERROR);
+		ev->res = st == TG_TEMP ? DMARC_RES_TEMPERROR :
+		    DMARC_RES_PERMERROR;
+		return;
 	}
+	if (!ans.pass && dmarc_temp_aligned(ctx, ev)) {
+		ev->res = DMARC_RES_TEMPERROR;
+		return;
+	}
+	ev->res = ans.pass ? DMARC_RES_PASS : DMARC_RES_FAIL;
+	ev->dkim_aligned = ans.dkim_aligned;
+	ev->spf_aligned = ans.spf_aligned;
+	ev->policy = dmarc_applied(ev, !ans.pass);
+	if (!ans.pass)
+		ev->dis = dmarc_disposition(ctx, ev, ev->policy);
+	tg_log_debug(ctx, "author domain %s: result=%s dis=%s", ev->domain,
+	    dmarc_res_name(ev->res), dmarc_policy_name(ev->dis));
+}
+
+/*
+ * dmarc_rank - how strict an outcome is.  RFC 7489 6.6.1: with several
+ * author domains the strongest disposition applies; a temperror, which
+ * on_error may defer, is stronger than a fail whose disposition is none,
+ * and an unauthenticated domain (none, permerror) than a pass.
+ */
+static int
+dmarc_rank(const struct dmarc_eval *ev)
+{
+	switch (ev->res) {
+	case DMARC_RES_PASS:
+		return 0;
+	case DMARC_RES_NONE:
+		return 1;
+	case DMARC_RES_PERMERROR:
+		return 2;
+	case DMARC_RES_TEMPERROR:
+		return 4;
+	case DMARC_RES_FAIL:
+		return ev->dis == DMARC_POLICY_REJECT ? 6 :
+		    ev->dis == DMARC_POLICY_QUARANTINE ? 5 : 3;
+	}
+	TG_PANIC("bad dmarc result %d", (int)ev->res);
+}
+
+/* dmarc_decide - the deciding domain's outcome: result, A-R, verdict */
+static enum tg_verdict
+dmarc_decide(struct tg_ctx *ctx, struct dmarc_msg *m, struct dmarc_eval *ev)
+{
+	enum tg_verdict	v = TG_CONTINUE;
+
+	(void)snprintf(m->domain, sizeof(m->domain), "%s", ev->domain);
+	m->res.header_from = m->domain;
+	m->res.res = ev->res;
+	if (ev->res != DMARC_RES_PASS && ev->res != DMARC_RES_FAIL)
+		return dmarc_no_policy(ctx, m, ev);
 	(void)snprintf(m->policy_domain, sizeof(m->policy_domain), "%s",
 	    ev->rec.domain);
 	m->res.policy_domain = m->policy_domain;
-	m->res.res = ans.pass ? DMARC_RES_PASS : DMARC_RES_FAIL;
-	m->res.dkim_aligned = ans.dkim_aligned;
-	m->res.spf_aligned = ans.spf_aligned;
-	m->res.policy = dmarc_applied(m, ev, !ans.pass);
-	if (!ans.pass) {
-		dis = dmarc_disposition(ctx, m, ev, m->res.policy);
-		v = dmarc_enforce(ctx, m, ev, &dis);
-	}
-	m->res.disposition = dis;
+	m->res.dkim_aligned = ev->dkim_aligned;
+	m->res.spf_aligned = ev->spf_aligned;
+	m->res.policy = ev->policy;
+	if (ev->res == DMARC_RES_FAIL)
+		v = dmarc_enforce(ctx, ev, &ev->dis);
+	m->res.disposition = ev->dis;
 	dmarc_record_result(ctx, m, ev);
-	dmarc_report(ctx, m, ev);
 	return v;
 }
 
-/* dmarc_eom - evaluate the message (DKIM's eom has run) */
+/*
+ * dmarc_eom - evaluate every author domain (DKIM's eom has run) and act
+ * on the strictest outcome
+ */
 static enum tg_verdict
 dmarc_eom(struct tg_ctx *ctx)
 {
 	struct dmarc_msg	*m = tg_ctx_state(ctx);
-	struct dmarc_eval	 ev;
-	enum tg_status		 st;
+	struct dmarc_lookup	 lk;
+	struct dmarc_eval	*ev;
 	enum tg_verdict		 v;
-	const char		*why;
+	size_t			 i, best = 0;
 
 	if (tg_ctx_outbound(ctx)) {
 		tg_log_debug(ctx, "not evaluated: outbound mail");
 		return TG_CONTINUE;
 	}
-	if (m->nfrom != 1)
+	if (m->authors.n == 0)
 		return dmarc_bad_from(ctx, m, m->nfrom == 0 ? "no From field" :
-		    "several From fields");
-	if (dmarc_from_domain(m->from, m->domain, &why) != TG_OK)
-		return dmarc_bad_from(ctx, m, why);
+		    m->from_why != NULL ? m->from_why : "no author address");
+	if (m->authors.too_many)
+		return dmarc_too_many(ctx, m);
 	m->res.evaluated = true;
-	m->res.header_from = m->domain;
-	memset(&ev, 0, sizeof(ev));
-	ev.lk.ctx = ctx;
-	ev.lk.dns = dmarc_dns;
-	ev.lk.mode = (enum dmarc_org_mode)dmarc_conf.org_domain;
-	st = dmarc_discover(&ev.lk, m->domain, &ev.rec, &ev.at_from, &ev.why);
-	if (st == TG_OK)
-		v = dmarc_apply(ctx, m, &ev);
-	else
-		v = dmarc_no_policy(ctx, m, &ev, st == TG_TEMP ?
-		    DMARC_RES_TEMPERROR : st == TG_PERM ? DMARC_RES_PERMERROR :
-		    DMARC_RES_NONE);
-	dmarc_record_fini(&ev.rec);
+	memset(&lk, 0, sizeof(lk));
+	lk.ctx = ctx;
+	lk.dns = dmarc_dns;
+	lk.mode = (enum dmarc_org_mode)dmarc_conf.org_domain;
+	ev = tg_ctx_alloc(ctx, m->authors.n * sizeof(*ev));
+	for (i = 0; i < m->authors.n; i++) {
+		ev[i].lk = &lk;
+		ev[i].domain = m->authors.domain[i];
+		dmarc_evaluate(ctx, &ev[i]);
+		if (dmarc_rank(&ev[i]) > dmarc_rank(&ev[best]))
+			best = i;
+	}
+	v = dmarc_decide(ctx, m, &ev[best]);
+	for (i = 0; i < m->authors.n; i++) {
+		if (ev[i].res == DMARC_RES_PASS || ev[i].res == DMARC_RES_FAIL)
+			dmarc_report(ctx, &ev[i]);
+		dmarc_record_fini(&ev[i].rec);
+	}
+	dmarc_lookup_fini(&lk);
 	return v;
 }

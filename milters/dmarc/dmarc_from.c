@@ -4,20 +4,29 @@
  * The value is read as an RFC 5322 3.4 address-list: mailboxes
  * ("name <addr>" or a bare addr-spec) separated by commas, groups
  * ("name: a, b;"), comments (nested) and quoted strings anywhere, folding
- * white space.  Only the domain of each address is kept: DMARC needs one
- * author domain (RFC 7489 6.6.1, RFC 9989 4.4), so several addresses are
- * accepted when they share it and refused when they do not.  Anything
- * that is not an address-list (an unterminated comment or quote, a stray
- * '<' or '>', an address without a domain, a domain literal) is refused:
- * the module turns that into permerror, never a guess.  Obsolete route
- * syntax (RFC 5322 4.4, "<@relay:a@b>") is skipped.  A group without its
- * final ';' is read to the end: Mail From:<a@b> is how some broken
- * software writes its From.
+ * white space.  Only the domain of each address is kept, each distinct
+ * domain once: with several, the module evaluates every one and applies
+ * the strictest outcome (RFC 7489 6.6.1).  Anything that is not an
+ * address-list (an unterminated comment or quote, a stray '<' or '>', an
+ * address without a domain, a domain literal) is refused by the strict
+ * reader.  Obsolete route syntax (RFC 5322 4.4, "<@relay:a@b>") is
+ * skipped.  A group without its final ';' is read to the end: Mail
+ * From:<a@b> is how some broken software writes its From.
+ *
+ * A refused value is then read leniently (dmarc_from_lenient): the
+ * domain of every addr-spec-looking "local@domain" in it, with comments,
+ * quotes and angle brackets only as delimiters, so that
+ * "CEO" <ceo@bank.example>> is still held to bank.example's policy;
+ * taking every such domain, not one, means no address in a broken value
+ * can hide another.  Only a value without any usable local@domain has
+ * no author domain (the module's permerror).  A domain literal is never
+ * a usable domain.
  *
  * Pure functions on the caller's buffers; thread-safe.
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "dmarc_int.h"
@@ -29,7 +38,7 @@ struct dmarc_from_state {
 	struct tg_buf	 angle;		/* text inside <> */
 	bool		 in_angle, had_angle;
 	size_t		 naddr;
-	char		*out;		/* the domain found so far, or "" */
+	struct dmarc_authors *authors;	/* where domains go */
 	const char	*why;
 };
 
@@ -106,6 +115,22 @@ dmarc_from_addr(struct dmarc_from_state *s)
 	return a;
 }
 
+/* dmarc_authors_add - dom, unless a has it; past the limit, too_many */
+static void
+dmarc_authors_add(struct dmarc_authors *a, const char *dom)
+{
+	size_t	i;
+
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->domain[i], dom) == 0)
+			return;
+	if (a->n == DMARC_AUTHORS_MAX) {
+		a->too_many = true;
+		return;
+	}
+	memcpy(a->domain[a->n++], dom, strlen(dom) + 1);
+}
+
 /* dmarc_from_mailbox - one mailbox ended: check and keep its domain */
 static enum tg_status
 dmarc_from_mailbox(struct dmarc_from_state *s)
@@ -127,11 +152,8 @@ dmarc_from_mailbox(struct dmarc_from_state *s)
 		s->why = at[1] == '[' ? "domain literal" : "bad domain";
 		return TG_PERM;
 	}
-	if (s->naddr++ > 0 && strcmp(s->out, dom) != 0) {
-		s->why = "several author domains";
-		return TG_PERM;
-	}
-	memcpy(s->out, dom, strlen(dom) + 1);
+	s->naddr++;
+	dmarc_authors_add(s->authors, dom);
 next:
 	tg_buf_reset(&s->plain);
 	tg_buf_reset(&s->angle);
@@ -238,18 +260,20 @@ dmarc_from_walk(struct dmarc_from_state *s, const char *p)
 	return dmarc_from_mailbox(s);
 }
 
-/* dmarc_from_domain - the author domain of a From: value */
+/* dmarc_from_domains - the author domains of a From: value, strictly */
 enum tg_status
-dmarc_from_domain(const char *value, char *out, const char **why)
+dmarc_from_domains(const char *value, struct dmarc_authors *a,
+    const char **why)
 {
 	struct dmarc_from_state	s;
 	enum tg_status		st;
+	size_t			n = a->n;
+	bool			too_many = a->too_many;
 
 	memset(&s, 0, sizeof(s));
 	tg_buf_init(&s.plain);
 	tg_buf_init(&s.angle);
-	out[0] = '\0';
-	s.out = out;
+	s.authors = a;
 	st = dmarc_from_walk(&s, value);
 	tg_buf_fini(&s.plain);
 	tg_buf_fini(&s.angle);
@@ -257,8 +281,57 @@ dmarc_from_domain(const char *value, char *out, const char **why)
 		s.why = "no author address";
 		st = TG_NOTFOUND;
 	}
-	if (st != TG_OK)
-		out[0] = '\0';
+	if (st != TG_OK) {
+		/* Only appended to: undo what this value added. */
+		a->n = n;
+		a->too_many = too_many;
+	}
 	*why = st == TG_OK ? NULL : s.why;
 	return st;
+}
+
+/* dmarc_from_lenient - every local@domain of a value that does not parse */
+enum tg_status
+dmarc_from_lenient(const char *value, struct dmarc_authors *a)
+{
+	static const char	 delim[] = " \t\r\n<>()\",;:[]\\";
+	char			 dom[DMARC_DOMAIN_MAX + 1], *tok;
+	const char		*p = value, *at;
+	size_t			 len;
+	bool			 found = false;
+
+	for (;; p += len) {
+		p += strspn(p, delim);
+		if ((len = strcspn(p, delim)) == 0)
+			break;
+		tok = tg_strndup(p, len);
+		at = strrchr(tok, '@');
+		if (at != NULL && at != tok &&
+		    dmarc_from_domain_check(at + 1, dom) == TG_OK) {
+			dmarc_authors_add(a, dom);
+			found = true;
+		}
+		free(tok);
+	}
+	a->lenient = a->lenient || found;
+	return found ? TG_OK : TG_NOTFOUND;
+}
+
+/* dmarc_from_domain - the one author domain of a From: value */
+enum tg_status
+dmarc_from_domain(const char *value, char *out, const char **why)
+{
+	struct dmarc_authors	a;
+	enum tg_status		st;
+
+	memset(&a, 0, sizeof(a));
+	out[0] = '\0';
+	if ((st = dmarc_from_domains(value, &a, why)) != TG_OK)
+		return st;
+	if (a.n > 1 || a.too_many) {
+		*why = "several author domains";
+		return TG_PERM;
+	}
+	memcpy(out, a.domain[0], strlen(a.domain[0]) + 1);
+	return TG_OK;
 }

@@ -17,6 +17,25 @@
 #define DMARC_DOMAIN_MAX	253	/* RFC 1035 2.3.4, as text */
 #define DMARC_WALK_MAX		8	/* RFC 9989 4.10: queries per walk */
 
+/*
+ * _dmarc queries the alignment walks of one message may cause, counting
+ * the queries its policy discovery made before them.  One discovery
+ * walk (at most DMARC_WALK_MAX) and the walks of the From domain and of
+ * one identifier, which share most of their names through the cache,
+ * fit; a message with many DKIM signatures of unrelated domains cannot
+ * make us walk for each.  Past it a walk is not made and its identifier
+ * counts as not aligned.  Discovery itself is not cut short: skipping
+ * one author domain's policy would let a message hide it.
+ */
+#define DMARC_MSG_QUERIES_MAX	20
+
+/*
+ * Distinct author domains one message may have.  Each is evaluated
+ * (RFC 7489 6.6.1), so this bounds the DNS work of one From: field; no
+ * real message comes near it.
+ */
+#define DMARC_AUTHORS_MAX	10
+
 /* How the organizational domain is found ([dmarc] org_domain). */
 enum dmarc_org_mode {
 	DMARC_ORG_PSL = 0,	/* RFC 7489 3.2: the Public Suffix List */
@@ -24,14 +43,44 @@ enum dmarc_org_mode {
 };
 
 /*
- * dmarc_from_domain - the author domain of an RFC5322.From value (the
- * text after "From:"), lower case, without a trailing dot, into out
- * (DMARC_DOMAIN_MAX + 1 bytes).
- *   TG_OK        one domain: one address, or several with one domain
- *                (RFC 7489 6.6.1, RFC 9989 4.4)
- *   TG_NOTFOUND  no address at all (an empty group)
- *   TG_PERM      unparsable, a domain literal, or several addresses
- *                with different domains; why says which
+ * The author domains of a message's From: fields, lower case, without a
+ * trailing dot, each once, in the order found.
+ *   too_many  more than DMARC_AUTHORS_MAX distinct domains; the first
+ *             DMARC_AUTHORS_MAX are kept
+ *   lenient   at least one domain came from dmarc_from_lenient
+ */
+struct dmarc_authors {
+	char	 domain[DMARC_AUTHORS_MAX][DMARC_DOMAIN_MAX + 1];
+	size_t	 n;
+	bool	 too_many;
+	bool	 lenient;
+};
+
+/*
+ * dmarc_from_domains - add the author domains of an RFC5322.From value
+ * (the text after "From:") to a, read strictly as an RFC 5322 3.4
+ * address-list.
+ *   TG_OK        at least one address; its domains are in a
+ *   TG_NOTFOUND  no address at all (an empty group); a is unchanged
+ *   TG_PERM      unparsable or a domain literal; a is unchanged, why
+ *                (a static string) says what is wrong
+ */
+enum tg_status	dmarc_from_domains(const char *, struct dmarc_authors *,
+		    const char **why);
+
+/*
+ * dmarc_from_lenient - for a value dmarc_from_domains refuses: add the
+ * domain of every addr-spec-looking "local@domain" in it to a (comments,
+ * quotes and angle brackets only delimit; the domain must be a usable
+ * name) and set a->lenient.  TG_OK if one was found, else TG_NOTFOUND.
+ */
+enum tg_status	dmarc_from_lenient(const char *, struct dmarc_authors *);
+
+/*
+ * dmarc_from_domain - the one author domain of a From: value into out
+ * (DMARC_DOMAIN_MAX + 1 bytes), with dmarc_from_domains' statuses; also
+ * TG_PERM ("several author domains") when the addresses have different
+ * domains.  For tests and the fuzz target; the module evaluates them all.
  */
 enum tg_status	dmarc_from_domain(const char *, char *, const char **why);
 
@@ -76,19 +125,31 @@ bool		dmarc_is_record(const char *);
  *                holds its text and parse status
  * why (a static string) says what went wrong.
  */
+struct dmarc_fetch_memo;
+struct dmarc_org_memo;
 struct dmarc_lookup {
 	struct tg_ctx		*ctx;		/* for the debug log */
 	struct tg_dns		*dns;
 	enum dmarc_org_mode	 mode;
 	unsigned int		 queries;	/* DNS queries made */
+	unsigned int		 dmarc_queries;	/* of those, _dmarc TXT */
+	/* This message's _dmarc answers and tree walks; owned. */
+	struct dmarc_fetch_memo	*fetched;
+	size_t			 nfetched;
+	struct dmarc_org_memo	*orgs;
+	size_t			 norgs;
 };
 enum tg_status	dmarc_discover(struct dmarc_lookup *, const char *from,
 		    struct dmarc_record *, bool *at_from, const char **why);
 
+/* dmarc_lookup_fini - free what the lookups of one message cached */
+void		dmarc_lookup_fini(struct dmarc_lookup *);
+
 /*
  * dmarc_org_domain - the organizational domain of domain into out: the
- * PSL's answer, or the tree walk of RFC 9989 4.10.2 (TG_TEMP when a
- * lookup failed).
+ * PSL's answer, or the tree walk of RFC 9989 4.10.2, remembered for the
+ * rest of the message.  TG_TEMP when a lookup failed; TG_NOTFOUND when
+ * the walk would pass DMARC_MSG_QUERIES_MAX (out is then "").
  */
 enum tg_status	dmarc_org_domain(struct dmarc_lookup *, const char *,
 		    char *out, size_t);

@@ -63,7 +63,7 @@ dmarc_lib_parse(const char *text, struct dmarc_lib_parsed *out)
 {
 	DMARC_POLICY_T	*pctx = dmarc_lib_ctx(NULL);
 	char		*copy = tg_strdup(text);
-	int		 p = 0, sp = 0, adkim = 0, aspf = 0;
+	int		 p = 0, sp = 0, adkim = 0, aspf = 0, pct = 100;
 
 	memset(out, 0, sizeof(*out));
 	out->status = opendmarc_policy_parse_dmarc(pctx,
@@ -73,7 +73,9 @@ dmarc_lib_parse(const char *text, struct dmarc_lib_parsed *out)
 		(void)opendmarc_policy_fetch_sp(pctx, &sp);
 		(void)opendmarc_policy_fetch_adkim(pctx, &adkim);
 		(void)opendmarc_policy_fetch_aspf(pctx, &aspf);
+		(void)opendmarc_policy_fetch_pct(pctx, &pct);
 	}
+	out->pct = pct;
 	out->p = (char)p;
 	out->sp = (char)sp;
 	out->adkim_strict = adkim == DMARC_RECORD_A_STRICT;

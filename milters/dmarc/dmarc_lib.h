@@ -30,6 +30,7 @@ struct dmarc_lib_parsed {
 	int	 status;	/* DMARC_PARSE_OKAY (0) or an error */
 	char	 p, sp;		/* 'n' 'q' 'r'; sp is 0 when absent */
 	bool	 adkim_strict, aspf_strict;
+	int	 pct;		/* its pct= reading; 100 when absent */
 };
 
 /* One DKIM result for alignment. */

@@ -10,11 +10,17 @@
  * with "v=DMARC1" (RFC 7489 6.6.3 step 4); exactly one must remain.
  * libopendmarc parses it (opendmarc_policy_parse_dmarc, so its leniency
  * such as "p=n" is kept) and we read the tags it does not know: np=,
- * psd= and t= of RFC 9989, and whether pct= was written at all.
+ * psd= and t= of RFC 9989, and whether pct= was written at all.  The
+ * pct= value is libopendmarc's reading ("pct=50x" is 50), so that the
+ * records it accepts are sampled as it would sample them.
  *
  * Two ways to the organizational domain: the PSL (RFC 7489 3.2), loaded
  * into libopendmarc once at init, and the DNS Tree Walk of RFC 9989
- * 4.10, at most DMARC_WALK_MAX queries per walk.
+ * 4.10, at most DMARC_WALK_MAX queries per walk.  One message's lookups
+ * share a struct dmarc_lookup: every _dmarc answer (temporary failures
+ * too) and every tree walk's result is remembered until the message
+ * ends, and the alignment walks stop at DMARC_MSG_QUERIES_MAX _dmarc
+ * queries.
  *
  * Threading: libopendmarc (dmarc_lib.c) is thread-safe as we use it;
  * everything else works on the caller's structures.
@@ -34,7 +40,21 @@ enum dmarc_fetch {
 	DMARC_FETCH_OK,		/* one usable record */
 	DMARC_FETCH_BAD,	/* one record, unusable */
 	DMARC_FETCH_MULTI,	/* several records: none applies */
-	DMARC_FETCH_TEMP	/* lookup failed for now */
+	DMARC_FETCH_TEMP,	/* lookup failed for now */
+	DMARC_FETCH_CAPPED	/* not asked: DMARC_MSG_QUERIES_MAX reached */
+};
+
+/* One _dmarc answer of this message. */
+struct dmarc_fetch_memo {
+	char			 domain[DMARC_DOMAIN_MAX + 1];
+	enum dmarc_fetch	 f;	/* _OK: one record, in txt */
+	char			*txt;	/* owned */
+};
+
+/* One tree walk of this message. */
+struct dmarc_org_memo {
+	char	 domain[DMARC_DOMAIN_MAX + 1];
+	char	 org[DMARC_DOMAIN_MAX + 1];
 };
 
 /* dmarc_is_record - starts with the v=DMARC1 tag (RFC 7489 6.6.3) */
@@ -90,8 +110,6 @@ dmarc_policy_word(const char *v, enum dmarc_policy *out)
 static void
 dmarc_record_tag(struct dmarc_record *rec, const char *tag, const char *v)
 {
-	long	n;
-
 	if (strcmp(tag, "np") == 0)
 		/* RFC 9989 4.7: an unknown value is as if np= were absent. */
 		rec->has_np = dmarc_policy_word(v, &rec->np);
@@ -102,8 +120,8 @@ dmarc_record_tag(struct dmarc_record *rec, const char *tag, const char *v)
 		rec->psd = v[0];
 	else if (strcmp(tag, "t") == 0)
 		rec->testing = strcmp(v, "y") == 0;
-	else if (strcmp(tag, "pct") == 0 && tg_parse_long(v, 0, 100, &n))
-		rec->pct = (int)n;
+	else if (strcmp(tag, "pct") == 0)
+		rec->pct = 100;	/* written; the value is libopendmarc's */
 	else if (strcmp(tag, "rua") == 0 && rec->rua == NULL)
 		rec->rua = tg_strdup(v);
 	else if (strcmp(tag, "fo") == 0 && rec->fo == NULL)
@@ -202,6 +220,9 @@ dmarc_record_parse(const char *text, struct dmarc_record *rec)
 		rec->np = rec->sp;
 	rec->adkim_strict = lp.adkim_strict;
 	rec->aspf_strict = lp.aspf_strict;
+	/* It refuses a pct= outside 0-100, so lp.pct is in range. */
+	if (rec->pct >= 0 && lp.pct >= 0 && lp.pct <= 100)
+		rec->pct = lp.pct;
 	return TG_OK;
 }
 
@@ -238,41 +259,92 @@ dmarc_fetch_select(const struct tg_dns_answer *ans, char **found)
 	return DMARC_FETCH_MULTI;
 }
 
-/* dmarc_fetch - query _dmarc.domain and parse what it has */
-static enum dmarc_fetch
-dmarc_fetch(struct dmarc_lookup *lk, const char *domain,
-    struct dmarc_record *rec)
+/* dmarc_fetch_memo_find - this message's answer for domain, or NULL */
+static struct dmarc_fetch_memo *
+dmarc_fetch_memo_find(struct dmarc_lookup *lk, const char *domain)
+{
+	size_t	i;
+
+	for (i = 0; i < lk->nfetched; i++)
+		if (tg_strcasecmp(lk->fetched[i].domain, domain) == 0)
+			return &lk->fetched[i];
+	return NULL;
+}
+
+/* dmarc_fetch_query - query _dmarc.domain and remember what it gave */
+static struct dmarc_fetch_memo *
+dmarc_fetch_query(struct dmarc_lookup *lk, const char *domain,
+    const char *name)
 {
 	struct tg_dns_answer	*ans = NULL;
+	struct dmarc_fetch_memo	*fm;
 	struct tg_err		 err;
-	enum dmarc_fetch	 f;
 	enum tg_status		 st;
-	char			 name[DMARC_DOMAIN_MAX + 8], *txt;
 
-	memset(rec, 0, sizeof(*rec));
-	if ((size_t)snprintf(name, sizeof(name), "_dmarc.%s", domain) >=
-	    sizeof(name))
-		return DMARC_FETCH_NONE;	/* no such name can exist */
+	lk->fetched = tg_reallocarray(lk->fetched, lk->nfetched + 1,
+	    sizeof(*lk->fetched));
+	fm = &lk->fetched[lk->nfetched++];
+	memset(fm, 0, sizeof(*fm));
+	(void)snprintf(fm->domain, sizeof(fm->domain), "%s", domain);
 	lk->queries++;
+	lk->dmarc_queries++;
 	err.text[0] = '\0';
 	st = tg_dns_resolve(lk->dns, name, TG_DNS_TXT, &ans, &err);
 	tg_log_debug(lk->ctx, "query %s: %s%s%s", name, tg_status_name(st),
 	    st == TG_OK ? "" : ": ", st == TG_OK ? "" : err.text);
 	if (st == TG_TEMP)
-		return DMARC_FETCH_TEMP;
-	if (st != TG_OK) {
-		(void)tg_dns_answer_free(ans);
-		return DMARC_FETCH_NONE;	/* NXDOMAIN, NODATA, bad name */
-	}
-	f = dmarc_fetch_select(ans, &txt);
+		fm->f = DMARC_FETCH_TEMP;
+	else if (st != TG_OK)
+		fm->f = DMARC_FETCH_NONE;	/* NXDOMAIN, NODATA, bad name */
+	else
+		fm->f = dmarc_fetch_select(ans, &fm->txt);
 	(void)tg_dns_answer_free(ans);
-	if (f != DMARC_FETCH_OK)
-		return f;
-	st = dmarc_record_parse(txt, rec);
-	free(txt);
+	return fm;
+}
+
+/*
+ * dmarc_fetch - the record at _dmarc.domain, parsed, from DNS or this
+ * message's earlier answer; with budget, only within
+ * DMARC_MSG_QUERIES_MAX
+ */
+static enum dmarc_fetch
+dmarc_fetch(struct dmarc_lookup *lk, const char *domain,
+    struct dmarc_record *rec, bool budget)
+{
+	struct dmarc_fetch_memo	*fm;
+	enum tg_status		 st;
+	char			 name[DMARC_DOMAIN_MAX + 8];
+
+	memset(rec, 0, sizeof(*rec));
+	if ((size_t)snprintf(name, sizeof(name), "_dmarc.%s", domain) >=
+	    sizeof(name))
+		return DMARC_FETCH_NONE;	/* no such name can exist */
+	if ((fm = dmarc_fetch_memo_find(lk, domain)) == NULL) {
+		if (budget && lk->dmarc_queries >= DMARC_MSG_QUERIES_MAX)
+			return DMARC_FETCH_CAPPED;
+		fm = dmarc_fetch_query(lk, domain, name);
+	}
+	if (fm->f != DMARC_FETCH_OK)
+		return fm->f;
+	st = dmarc_record_parse(fm->txt, rec);
 	(void)snprintf(rec->domain, sizeof(rec->domain), "%s", domain);
 	dmarc_lower(rec->domain);
 	return st == TG_OK ? DMARC_FETCH_OK : DMARC_FETCH_BAD;
+}
+
+/* dmarc_lookup_fini - free the message's remembered answers */
+void
+dmarc_lookup_fini(struct dmarc_lookup *lk)
+{
+	size_t	i;
+
+	for (i = 0; i < lk->nfetched; i++)
+		free(lk->fetched[i].txt);
+	free(lk->fetched);
+	free(lk->orgs);
+	lk->fetched = NULL;
+	lk->orgs = NULL;
+	lk->nfetched = lk->norgs = 0;
 }
 
 /* dmarc_found - a fetch that ended discovery, as a status */
@@ -292,6 +364,7 @@ dmarc_found(enum dmarc_fetch f, const char **why)
 		*why = "several records";
 		return TG_NOTFOUND;
 	case DMARC_FETCH_NONE:
+	case DMARC_FETCH_CAPPED:	/* discovery is never capped */
 		*why = "no record";
 		return TG_NOTFOUND;
 	}
@@ -350,7 +423,7 @@ dmarc_discover_psl(struct dmarc_lookup *lk, const char *from,
 	enum dmarc_fetch	f;
 	char			org[DMARC_DOMAIN_MAX + 1];
 
-	f = dmarc_fetch(lk, from, rec);
+	f = dmarc_fetch(lk, from, rec, false);
 	*at_from = true;
 	if (f != DMARC_FETCH_NONE)
 		return dmarc_found(f, why);
@@ -360,7 +433,7 @@ dmarc_discover_psl(struct dmarc_lookup *lk, const char *from,
 	if (strcmp(org, from) == 0)
 		return dmarc_found(DMARC_FETCH_NONE, why);
 	*at_from = false;
-	return dmarc_found(dmarc_fetch(lk, org, rec), why);
+	return dmarc_found(dmarc_fetch(lk, org, rec, false), why);
 }
 
 /* dmarc_discover_walk - RFC 9989 4.10.1: the first record up the tree */
@@ -375,7 +448,7 @@ dmarc_discover_walk(struct dmarc_lookup *lk, const char *from,
 	for (d = from; d != NULL && n < DMARC_WALK_MAX; d = dmarc_walk_next(d),
 	    n++) {
 		*at_from = d == from;
-		f = dmarc_fetch(lk, d, rec);
+		f = dmarc_fetch(lk, d, rec, false);
 		/* Several records at one level: that level has none. */
 		if (f == DMARC_FETCH_NONE || f == DMARC_FETCH_MULTI) {
 			dmarc_record_fini(rec);
@@ -414,9 +487,15 @@ dmarc_org_walk(struct dmarc_lookup *lk, const char *d, char *out, size_t sz)
 
 	for (t = d; t != NULL && n < DMARC_WALK_MAX; t = dmarc_walk_next(t),
 	    n++) {
-		f = dmarc_fetch(lk, t, &rec);
+		f = dmarc_fetch(lk, t, &rec, true);
 		if (f == DMARC_FETCH_TEMP)
 			return TG_TEMP;
+		if (f == DMARC_FETCH_CAPPED) {
+			tg_log_debug(lk->ctx, "tree walk of %s: stopped at %u "
+			    "queries", d, lk->dmarc_queries);
+			*out = '\0';
+			return TG_NOTFOUND;
+		}
 		if (f == DMARC_FETCH_OK && rec.psd == 'n') {
 			dmarc_record_fini(&rec);
 			best = t;
@@ -440,7 +519,10 @@ enum tg_status
 dmarc_org_domain(struct dmarc_lookup *lk, const char *domain, char *out,
     size_t n)
 {
-	char	low[DMARC_DOMAIN_MAX + 1];
+	struct dmarc_org_memo	*om;
+	char			 low[DMARC_DOMAIN_MAX + 1];
+	enum tg_status		 st;
+	size_t			 i;
 
 	(void)snprintf(low, sizeof(low), "%s", domain);
 	dmarc_lower(low);
@@ -449,7 +531,18 @@ dmarc_org_domain(struct dmarc_lookup *lk, const char *domain, char *out,
 		dmarc_lower(out);
 		return TG_OK;
 	}
-	return dmarc_org_walk(lk, low, out, n);
+	for (i = 0; i < lk->norgs; i++)
+		if (strcmp(lk->orgs[i].domain, low) == 0) {
+			(void)snprintf(out, n, "%s", lk->orgs[i].org);
+			return TG_OK;
+		}
+	if ((st = dmarc_org_walk(lk, low, out, n)) != TG_OK)
+		return st;
+	lk->orgs = tg_reallocarray(lk->orgs, lk->norgs + 1, sizeof(*lk->orgs));
+	om = &lk->orgs[lk->norgs++];
+	(void)snprintf(om->domain, sizeof(om->domain), "%s", low);
+	(void)snprintf(om->org, sizeof(om->org), "%s", out);
+	return TG_OK;
 }
 
 /* dmarc_domain_exists - false only for NXDOMAIN (RFC 8020) */

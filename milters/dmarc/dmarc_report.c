@@ -509,7 +509,11 @@ dmarc_report_scan(struct dmarc_report_store *s, struct dmarc_report_span *sp,
 		if (sp->started && t == sp->last_time && seq == sp->last_seq)
 			continue;
 		if (dmarc_report_decode(v.mv_data, v.mv_size, &it) != TG_OK) {
-			/* Kept for expiry; one bad value spoils no report. */
+			/*
+			 * Skipped, so one bad value spoils no report; one
+			 * between the first and last records reported goes
+			 * with that span (delete_span), others at expiry.
+			 */
 			sp->nbad++;
 			continue;
 		}

@@ -8,8 +8,11 @@
  * signed messages give aligned and unaligned DKIM passes) and its own
  * records.  The table covers pass by DKIM and by SPF, relaxed and strict
  * alignment, p=, sp=, np=, pct= and t=, missing, malformed and timed-out
- * records, bad From: fields, enforcement choices, local overrides, the
- * tree walk against the PSL, and outbound mail.  dmarc_test_corpus.c
+ * records, SPF and DKIM temporary errors, several author domains and
+ * From: fields (the strictest outcome applies) and the lenient reading
+ * of unparsable ones, enforcement choices, local overrides ([spf]
+ * trusted_relays among them), the tree walk against the PSL with its
+ * per-message cache and query budget, and outbound mail.  dmarc_test_corpus.c
  * runs the shared rspamd and OpenDMARC vectors.
  */
 #include "config.h"
@@ -374,15 +377,35 @@ static const struct t_case t_cases[] = {
 	{ "servfail is temperror", "", "$SERVFAIL _dmarc.example.com.\n",
 	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@example.com>",
 	  TG_ACCEPT, DMARC_RES_TEMPERROR, -1, NULL, NULL },
-	{ "authors of two domains are permerror", "",
+	{ "authors of two domains: the strictest policy applies", "",
 	  T_DMARC("example.com", "v=DMARC1; p=reject"),
 	  T_MSG("a@example.com, b@example.org"), NULL, T_BAD,
-	  "<a@example.com>", TG_ACCEPT, DMARC_RES_PERMERROR, -1,
-	  "dmarc=permerror (several author domains)", "on_bad_from=accept" },
-	{ "authors of two domains with on_bad_from = reject",
+	  "<a@example.com>", TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT,
+	  "dmarc=fail (p=reject dis=reject) header.from=example.com",
+	  "authors=2" },
+	{ "a p=reject author after another domain is not shed", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject")
+	  T_DMARC("example.org", "v=DMARC1; p=none"),
+	  T_MSG("x@example.org, \"CEO\" <ceo@example.com>"), NULL, T_BAD,
+	  "<x@example.org>", TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT,
+	  "header.from=example.com", "from=example.com" },
+	{ "an aligned pass does not cover an unaligned author", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject")
+	  T_DMARC("bank.example", "v=DMARC1; p=quarantine"),
+	  T_MSG("alice@example.com, ceo@bank.example"), NULL, T_GOOD,
+	  "<alice@example.com>", TG_QUARANTINE, DMARC_RES_FAIL,
+	  DMARC_POLICY_QUARANTINE, "dmarc=fail (p=quarantine "
+	  "dis=quarantine) header.from=bank.example", NULL },
+	{ "authors of two domains without policies: on_bad_from is not used",
 	  "on_bad_from = reject\n", "", T_MSG("a@example.com, b@example.org"),
-	  NULL, T_BAD, "<a@example.com>", TG_REJECT, DMARC_RES_PERMERROR, -1,
-	  NULL, NULL },
+	  NULL, T_BAD, "<a@example.com>", TG_ACCEPT, DMARC_RES_NONE, -1,
+	  "dmarc=none header.from=example.com", NULL },
+	{ "more author domains than evaluated are refused", "", "",
+	  T_MSG("a@d1.example, a@d2.example, a@d3.example, a@d4.example, "
+	  "a@d5.example, a@d6.example, a@d7.example, a@d8.example, "
+	  "a@d9.example, a@d10.example, a@example.com"), NULL, T_GOOD,
+	  "<a@example.com>", TG_REJECT, DMARC_RES_PERMERROR, -1,
+	  "dmarc=permerror (too many author domains)", NULL },
 	{ "two authors of one domain are evaluated", "",
 	  T_DMARC("example.com", "v=DMARC1; p=reject"),
 	  T_MSG("A <a@example.com>, \"B, b\" <b@EXAMPLE.com>"), NULL, T_BAD,
@@ -394,13 +417,83 @@ static const struct t_case t_cases[] = {
 	{ "missing From with on_bad_from = reject", "on_bad_from = reject\n",
 	  "", "Subject: none\n\nbody\n", NULL, T_BAD, "<alice@example.com>",
 	  TG_REJECT, DMARC_RES_PERMERROR, -1, NULL, NULL },
-	{ "two From fields are permerror", "", "",
-	  "From: a@example.com\nFrom: b@example.com\n\nbody\n", NULL, T_BAD,
-	  "<alice@example.com>", TG_ACCEPT, DMARC_RES_PERMERROR, -1,
-	  "(several From fields)", NULL },
-	{ "unparsable From is permerror", "", "", T_MSG("Alice Example"), NULL,
-	  T_BAD, "<alice@example.com>", TG_ACCEPT, DMARC_RES_PERMERROR, -1,
-	  "(address without a domain)", NULL },
+	{ "two From fields: the second one's p=reject applies", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  "From: a@example.org\nFrom: ceo@example.com\n" T_HDRS "\nbody\n",
+	  NULL, T_BAD, "<a@example.org>", TG_REJECT, DMARC_RES_FAIL,
+	  DMARC_POLICY_REJECT, "dmarc=fail (p=reject dis=reject) "
+	  "header.from=example.com", "authors=2" },
+	{ "two From fields of one domain are one author domain", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  "From: a@example.com\nFrom: b@EXAMPLE.com\n" T_HDRS "\nbody\n",
+	  NULL, T_GOOD, "<a@example.com>", TG_ACCEPT, DMARC_RES_PASS,
+	  DMARC_POLICY_NONE, "header.from=example.com", "queries=1\n" },
+	{ "unparsable From without any address is permerror", "", "",
+	  T_MSG("Alice Example"), NULL, T_BAD, "<alice@example.com>",
+	  TG_ACCEPT, DMARC_RES_PERMERROR, -1, "(address without a domain)",
+	  NULL },
+	{ "a domain literal is no author domain", "", "",
+	  T_MSG("alice@[192.0.2.1]"), NULL, T_BAD, "<alice@example.com>",
+	  TG_ACCEPT, DMARC_RES_PERMERROR, -1, "(domain literal)", NULL },
+	{ "unparsable From: the address is read leniently", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("\"CEO\" <ceo@example.com>>"), NULL, T_BAD,
+	  "<ceo@example.com>", TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT,
+	  "dmarc=fail (p=reject dis=reject) header.from=example.com",
+	  "from_parse=lenient" },
+	{ "unparsable From: every address is read leniently", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("ceo@example.com, <x@example.org>>"), NULL, T_BAD,
+	  "<x@example.org>", TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT,
+	  "header.from=example.com", "authors=2 from_parse=lenient" },
+	{ "unparsable From read leniently still passes when aligned", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("Alice <alice@example.com"), NULL, T_GOOD,
+	  "<alice@example.com>", TG_ACCEPT, DMARC_RES_PASS, DMARC_POLICY_NONE,
+	  "dmarc=pass (p=reject dis=none) header.from=example.com", NULL },
+	{ "SPF temperror of the aligned MAIL FROM is temperror, not fail", "",
+	  "$TIMEOUT spft.example.\n"
+	  T_DMARC("spft.example", "v=DMARC1; p=reject"),
+	  T_MSG("alice@spft.example"), NULL, T_BAD, "<alice@spft.example>",
+	  TG_ACCEPT, DMARC_RES_TEMPERROR, -1,
+	  "dmarc=temperror header.from=spft.example",
+	  "reason=\"SPF temperror\"" },
+	{ "SPF temperror with on_error = tempfail defers",
+	  "on_error = tempfail\n", "$TIMEOUT mail.spft.example.\n"
+	  T_DMARC("spft.example", "v=DMARC1; p=reject"),
+	  T_MSG("alice@spft.example"), NULL, T_BAD,
+	  "<b@mail.spft.example>", TG_TEMPFAIL, DMARC_RES_TEMPERROR, -1,
+	  NULL, "on_error=tempfail" },
+	{ "SPF temperror of an unaligned MAIL FROM does not spare a fail", "",
+	  "$TIMEOUT spft.example.\n"
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@spft.example>",
+	  TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT, NULL, NULL },
+	{ "SPF temperror under strict aspf= of a subdomain is fail", "",
+	  "$TIMEOUT mail.spft.example.\n"
+	  T_DMARC("spft.example", "v=DMARC1; p=reject; aspf=s"),
+	  T_MSG("alice@spft.example"), NULL, T_BAD,
+	  "<b@mail.spft.example>", TG_REJECT, DMARC_RES_FAIL,
+	  DMARC_POLICY_REJECT, NULL, NULL },
+	{ "DKIM temperror of an aligned d= is temperror, not fail", "",
+	  "$TIMEOUT dkim._domainkey.cacophony.za.org.\n"
+	  T_DMARC("cacophony.za.org", "v=DMARC1; p=reject"), NULL,
+	  T_DKIM_PASS, T_GOOD, "<x@nospf.example.net>", TG_ACCEPT,
+	  DMARC_RES_TEMPERROR, -1, "dmarc=temperror "
+	  "header.from=cacophony.za.org", "reason=\"DKIM temperror\"" },
+	{ "tree walk: DKIM temperror of a relaxed-aligned d= is temperror",
+	  "org_domain = tree_walk\n",
+	  "$TIMEOUT testdkim._domainkey.mom.za.org.\n"
+	  T_DMARC("my.mom.za.org", "v=DMARC1; p=reject")
+	  T_DMARC("mom.za.org", "v=DMARC1; p=reject"), NULL, T_DKIM_SUB,
+	  T_GOOD, "<x@nospf.example.net>", TG_ACCEPT, DMARC_RES_TEMPERROR, -1,
+	  NULL, "reason=\"DKIM temperror\"" },
+	{ "tree walk: SPF temperror of a relaxed-aligned MAIL FROM",
+	  "org_domain = tree_walk\n", "$TIMEOUT mail.spft.example.\n"
+	  T_DMARC("spft.example", "v=DMARC1; p=reject"),
+	  T_MSG("alice@spft.example"), NULL, T_BAD,
+	  "<b@mail.spft.example>", TG_ACCEPT, DMARC_RES_TEMPERROR, -1, NULL,
+	  "reason=\"SPF temperror\"" },
 	{ "p=quarantine goes to the MTA's hold queue", "",
 	  T_DMARC("example.com", "v=DMARC1; p=quarantine"),
 	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@example.com>",
@@ -441,6 +534,23 @@ static const struct t_case t_cases[] = {
 	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@example.com>",
 	  TG_ACCEPT, DMARC_RES_FAIL, DMARC_POLICY_NONE, NULL,
 	  "reason=trusted_forwarder" },
+	{ "[spf] trusted_relays: a fail without SPF is not enforced",
+	  "[spf]\ntrusted_relays = 198.51.100.0/24\n",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@example.com>",
+	  TG_ACCEPT, DMARC_RES_FAIL, DMARC_POLICY_NONE,
+	  "dmarc=fail (p=reject dis=none) header.from=example.com",
+	  "reason=trusted_forwarder" },
+	{ "[spf] trusted_relays covers only the relays",
+	  "[spf]\ntrusted_relays = 203.0.113.0/24\n",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@example.com>",
+	  TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT, NULL, NULL },
+	{ "pct=0x reads as libopendmarc reads it: 0", "",
+	  T_DMARC("example.com", "v=DMARC1; p=reject; pct=0x"),
+	  T_MSG("alice@example.com"), NULL, T_BAD, "<alice@example.com>",
+	  TG_QUARANTINE, DMARC_RES_FAIL, DMARC_POLICY_QUARANTINE,
+	  "dmarc=fail (p=reject dis=quarantine)", "reason=sampled_out" },
 	{ "PSL: no record between the From and the org domain", "",
 	  T_DMARC("y.example.com", "v=DMARC1; p=reject"),
 	  T_MSG("a@x.y.example.com"), NULL, T_BAD, "<a@example.com>",
@@ -475,6 +585,34 @@ static const struct t_case t_cases[] = {
 	  "other.com. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
 	  T_MSG("a@brand.com"), NULL, T_GOOD, "<b@other.com>", TG_REJECT,
 	  DMARC_RES_FAIL, DMARC_POLICY_REJECT, NULL, "spf_aligned=no" },
+	{ "tree walk: relaxed alignment reuses the discovery's answers",
+	  "org_domain = tree_walk\n",
+	  T_DMARC("example.com", "v=DMARC1; p=reject"),
+	  T_MSG("a@x.y.example.com"), NULL, T_GOOD, "<b@example.com>",
+	  TG_ACCEPT, DMARC_RES_PASS, DMARC_POLICY_NONE, NULL,
+	  "spf_aligned=yes reason=- queries=4\n" },
+	{ "tree walk: an identical DKIM domain needs no walk",
+	  "org_domain = tree_walk\n", T_DMARC("cacophony.za.org",
+	  "v=DMARC1; p=reject"), NULL, T_DKIM_PASS, T_GOOD,
+	  "<x@mail.example.com>", TG_ACCEPT, DMARC_RES_PASS,
+	  DMARC_POLICY_NONE, NULL, "dkim_aligned=yes spf_aligned=no "
+	  "reason=- queries=1\n" },
+	{ "tree walk: alignment walks stop at the message's query budget",
+	  "org_domain = tree_walk\n",
+	  T_DMARC("brand.example", "v=DMARC1; p=reject") "mail.brand.example."
+	  T_SPF1, T_MSG("a@1.2.3.4.5.6.7.8.d1.example, "
+	  "a@1.2.3.4.5.6.7.8.d2.example, a@1.2.3.4.5.6.7.8.d3.example, "
+	  "a@y.brand.example"), NULL, T_GOOD, "<b@mail.brand.example>",
+	  TG_REJECT, DMARC_RES_FAIL, DMARC_POLICY_REJECT,
+	  "header.from=y.brand.example",
+	  "tree walk of mail.brand.example: stopped at 24 queries" },
+	{ "tree walk: within the budget the same author passes",
+	  "org_domain = tree_walk\n",
+	  T_DMARC("brand.example", "v=DMARC1; p=reject") "mail.brand.example."
+	  T_SPF1, T_MSG("a@y.brand.example, a@1.2.3.4.5.6.7.8.d1.example"),
+	  NULL, T_GOOD, "<b@mail.brand.example>", TG_ACCEPT, DMARC_RES_NONE, -1,
+	  "dmarc=none header.from=1.2.3.4.5.6.7.8.d1.example",
+	  "author domain y.brand.example: result=pass" },
 	{ "tree walk: timeout is temperror", "org_domain = tree_walk\n",
 	  "$TIMEOUT _dmarc.y.example.com.\n", T_MSG("a@x.y.example.com"), NULL,
 	  T_BAD, "<a@example.com>", TG_ACCEPT, DMARC_RES_TEMPERROR, -1, NULL,
@@ -657,6 +795,69 @@ test_from_parser(void **state)
 	}
 }
 
+/* test_from_lenient - author domains of values the strict reader refuses */
+static void
+test_from_lenient(void **state)
+{
+	static const struct {
+		const char	*value;
+		const char	*domains;	/* space-separated; "" none */
+	} cases[] = {
+		{ " \"CEO\" <ceo@Bank.example>>", "bank.example" },
+		{ " ceo@bank.example, <x@evil.example>>", "bank.example "
+		  "evil.example" },
+		{ " \"ceo@bank.example\" <junk>>", "bank.example" },
+		{ " <<<><joe@joe.com>>>", "joe.com" },
+		{ " (ceo@bank.example", "bank.example" },
+		{ " a@b@bank.example.>", "bank.example" },
+		{ " <@relay.example:a@bank.example", "bank.example" },
+		{ " Alice Example>", "" },
+		{ " alice@[192.0.2.1]>", "" },
+		{ " @bank.example>", "" },
+		{ " alice@bad..example>", "" },
+	};
+	struct dmarc_authors	 a;
+	struct tg_buf		 b;
+	const char		*why;
+	size_t			 i, j;
+
+	for (i = 0; i < TG_NITEMS(cases); i++) {
+		memset(&a, 0, sizeof(a));
+		assert_int_not_equal(dmarc_from_domains(cases[i].value, &a,
+		    &why), TG_OK);
+		assert_int_equal(a.n, 0);
+		assert_int_equal(dmarc_from_lenient(cases[i].value, &a),
+		    *cases[i].domains != '\0' ? TG_OK : TG_NOTFOUND);
+		tg_buf_init(&b);
+		for (j = 0; j < a.n; j++)
+			tg_buf_printf(&b, "%s%s", j > 0 ? " " : "",
+			    a.domain[j]);
+		if (strcmp(tg_buf_cstr(&b), cases[i].domains) != 0)
+			fail_msg("lenient \"%s\": \"%s\", want \"%s\"",
+			    cases[i].value, tg_buf_cstr(&b), cases[i].domains);
+		assert_true(a.lenient == (a.n > 0));
+		tg_buf_fini(&b);
+	}
+	/* The strict reader keeps each domain once, and at most the limit. */
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(dmarc_from_domains(" a@x.example, B@X.example, "
+	    "c@y.example", &a, &why), TG_OK);
+	assert_int_equal(a.n, 2);
+	assert_false(a.too_many || a.lenient);
+	assert_int_equal(dmarc_from_domains(" a@1.example, a@2.example, "
+	    "a@3.example, a@4.example, a@5.example, a@6.example, a@7.example, "
+	    "a@8.example, a@9.example", &a, &why), TG_OK);
+	assert_int_equal(a.n, DMARC_AUTHORS_MAX);
+	assert_true(a.too_many);
+	/* A refused value leaves what earlier fields gave. */
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(dmarc_from_domains(" a@x.example", &a, &why), TG_OK);
+	assert_int_equal(dmarc_from_domains(" b@y.example, <", &a, &why),
+	    TG_PERM);
+	assert_int_equal(a.n, 1);
+	assert_string_equal(a.domain[0], "x.example");
+}
+
 /* test_record_tags - the tags we read beside libopendmarc */
 static void
 test_record_tags(void **state)
@@ -681,6 +882,14 @@ test_record_tags(void **state)
 	assert_int_equal(rec.np, DMARC_POLICY_NONE);	/* from sp */
 	assert_true(rec.adkim_strict && !rec.aspf_strict && !rec.has_np);
 	assert_int_equal(rec.pct, -1);
+	dmarc_record_fini(&rec);
+	/* pct= as libopendmarc reads it; what it refuses, the record too. */
+	assert_int_equal(dmarc_record_parse("v=DMARC1; p=reject; pct=50x",
+	    &rec), TG_OK);
+	assert_int_equal(rec.pct, 50);
+	dmarc_record_fini(&rec);
+	assert_int_equal(dmarc_record_parse("v=DMARC1; p=reject; pct=101",
+	    &rec), TG_PERM);
 	dmarc_record_fini(&rec);
 	assert_int_equal(dmarc_record_parse("v=DMARC1; sp=x; adkim=s; "
 	    "rua=mailto:r@example.com", &rec), TG_OK);
@@ -809,6 +1018,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_from_parser),
+		cmocka_unit_test(test_from_lenient),
 		cmocka_unit_test(test_record_tags),
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_enforcement_details),
