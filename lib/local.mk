@@ -10,7 +10,7 @@ lib_libtollgate_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS)
 TG_CORE_LIBS = lib/libtollgate.a $(UNBOUND_LIBS)
 
 # Unit tests beside the code (cmocka).
-TG_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
+TG_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/tests/lib \
 	-DTG_SRCDIR='"$(abs_top_srcdir)"' -DTG_BUILDDIR='"$(abs_top_builddir)"' \
 	-DTG_TESTDATA='"$(TG_TESTDATA)"'
 check_PROGRAMS += lib/util_test lib/conf_test lib/dns_test lib/authres_test

@@ -1,3 +1,9 @@
+# Helpers shared by the modules' unit tests (tests/lib/tg_test.h).
+noinst_LIBRARIES += tests/lib/libtg_test.a
+tests_lib_libtg_test_a_SOURCES = tests/lib/tg_test.c tests/lib/tg_test.h
+tests_lib_libtg_test_a_CFLAGS = $(AM_CFLAGS)
+TG_TEST_LIBS = tests/lib/libtg_test.a
+
 # Integration tests: a private Postfix on loopback relaying to an SMTP
 # sink, with tollgate-milter as its milter (tests/integration/lib.sh).
 # They run as root; each one starts and stops everything it uses.

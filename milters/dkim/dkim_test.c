@@ -165,7 +165,7 @@ t_pubrec(EVP_PKEY *k)
 static void
 t_zone_add(struct tg_buf *z, const char *name, const char *value)
 {
-	char	*line = t_zone_txt(name, value);
+	char	*line = tg_test_zone_txt(name, value);
 
 	tg_buf_puts(z, line);
 	free(line);
@@ -250,7 +250,7 @@ t_setup(void **state)
 	(void)snprintf(t_dir, 64, "/tmp/dkim_test.XXXXXX");
 	if (mkdtemp(t_dir) == NULL)
 		return -1;
-	t_log_init();
+	tg_test_log_init();
 	rsa = t_genkey(2048);
 	ed = t_genkey(0);
 	weak = t_genkey(512);
@@ -280,7 +280,7 @@ t_teardown(void **state)
 
 	(void)state;
 	dkim_close(t_lib);
-	t_log_fini();
+	tg_test_log_fini();
 	free(t_rsa_pem);
 	free(t_ed_pem);
 	free(t_weak_pem);
@@ -369,7 +369,7 @@ test_sign_verify(void **state)
 	assert_int_equal(s.nsig_added, 2);
 	assert_string_equal(s.results, "");
 	assert_non_null(strstr(s.decision, "dkim=signed:example.com"));
-	assert_non_null(strstr(t_log(), "action=signed d=example.com "
+	assert_non_null(strstr(tg_test_log(), "action=signed d=example.com "
 	    "s=rsa2024,ed2024 a=rsa-sha256,ed25519-sha256"));
 	assert_non_null(strstr(s.out, "a=ed25519-sha256"));
 	assert_non_null(strstr(s.out, "a=rsa-sha256"));
@@ -383,9 +383,9 @@ test_sign_verify(void **state)
 	assert_non_null(strstr(v.authres, "header.s=rsa2024"));
 	assert_non_null(strstr(v.decision, "dkim=pass,pass"));
 	/* both keys were fetched while the body came in */
-	assert_non_null(strstr(t_log(), "rsa2024._domainkey.example.com: "
+	assert_non_null(strstr(tg_test_log(), "rsa2024._domainkey.example.com: "
 	    "answered from prefetch"));
-	assert_non_null(strstr(t_log(), "ed2024._domainkey.example.com: "
+	assert_non_null(strstr(tg_test_log(), "ed2024._domainkey.example.com: "
 	    "answered from prefetch"));
 	t_run_free(&s);
 	t_run_free(&v);
@@ -467,7 +467,7 @@ test_dns_outcomes(void **state)
 		t_verify_one(t, cases[i].want, cases[i].ar);
 		free(t);
 	}
-	assert_non_null(strstr(t_log(), "on_error=accept"));
+	assert_non_null(strstr(tg_test_log(), "on_error=accept"));
 	for (i = 0; i < TG_NITEMS(t_bad_records); i++) {
 		t = t_sign_raw(T_MSG, t_rsa_pem, t_bad_records[i].selector,
 		    DKIM_SIGN_RSASHA256);
@@ -582,7 +582,7 @@ test_unsigned(void **state)
 	assert_string_equal(r.results, "none");
 	assert_non_null(strstr(r.authres, "dkim=none"));
 	assert_non_null(strstr(r.decision, "dkim=none"));
-	assert_non_null(strstr(t_log(), "result=none"));
+	assert_non_null(strstr(tg_test_log(), "result=none"));
 	t_run_free(&r);
 	t_pipeline_done();
 }
@@ -612,15 +612,15 @@ test_not_ours(void **state)
 	t_two_keys("");
 	for (i = 0; i < TG_NITEMS(cases); i++) {
 		t = tg_printf_dup("%sSubject: s\n\nbody\n", cases[i].from);
-		t_log_reset();
+		tg_test_log_reset();
 		t_run(t, true, &r);
 		assert_int_equal(r.verdict, TG_ACCEPT);
 		assert_int_equal(r.nsig_added, 0);
 		assert_non_null(strstr(r.decision, "dkim=unsigned"));
-		if (strstr(t_log(), cases[i].why) == NULL)
+		if (strstr(tg_test_log(), cases[i].why) == NULL)
 			fail_msg("case %zu: log lacks \"%s\":\n%s", i,
-			    cases[i].why, t_log());
-		assert_non_null(strstr(t_log(), "action=unsigned"));
+			    cases[i].why, tg_test_log());
+		assert_non_null(strstr(tg_test_log(), "action=unsigned"));
 		t_run_free(&r);
 		free(t);
 	}
@@ -761,7 +761,7 @@ test_max_signatures(void **state)
 	tg_buf_puts(&b, T_MSG);
 	t_run(tg_buf_cstr(&b), false, &r);
 	if (strcmp(r.results, "pass,pass,pass") != 0)
-		fail_msg("results %s\n%s", r.results, t_log());
+		fail_msg("results %s\n%s", r.results, tg_test_log());
 	for (n = 0, i = 0; r.authres[i] != '\0'; i++)
 		n += strncmp(r.authres + i, "dkim=", 5) == 0;
 	assert_int_equal(n, 3);

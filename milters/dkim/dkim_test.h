@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "tg_test.h"
 #include "tollgate/module.h"
 
 /* A scratch directory for keys, tables and zones; made once. */
@@ -29,8 +30,6 @@ char	*t_write(const char *, const char *, int);
 char	*t_slurp(const char *, size_t *);
 /* t_crlf - text with every line end made CRLF (caller frees) */
 char	*t_crlf(const char *);
-/* t_zone_txt - a zone line for a TXT record, split in 255-byte strings */
-char	*t_zone_txt(const char *, const char *);
 
 /* t_pipeline - init the pipeline: [dkim] settings and one zone file */
 void	 t_pipeline(const char *, const char *);
@@ -53,11 +52,6 @@ void	 t_run_free(struct t_run *);
 /* t_overall - one word for a result list: best of pass > fail > ... */
 const char *t_overall(const char *);
 
-/* Captured log lines since the last t_log_reset. */
-void		 t_log_init(void);
-void		 t_log_fini(void);
-void		 t_log_reset(void);
-const char	*t_log(void);
 
 /* dkim_test_tables.c */
 void	test_keyring_tables(void **);

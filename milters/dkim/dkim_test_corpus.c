@@ -100,7 +100,7 @@ t_zone_record(struct tg_buf *z, struct tg_buf *seen, const char *name,
 	else if (strcmp(value, "~~SERVFAIL~~") == 0)
 		tg_buf_printf(z, "$SERVFAIL %s.\n", n);
 	else {
-		line = t_zone_txt(n, strcmp(value, "\"\"") == 0 ? "" : value);
+		line = tg_test_zone_txt(n, strcmp(value, "\"\"") == 0 ? "" : value);
 		tg_buf_puts(z, line);
 		free(line);
 	}
@@ -388,7 +388,7 @@ test_corpus_dkimpy_keys(void **state)
 	t_pipeline(conf, NULL);
 	t_run(msg, true, &r);
 	assert_int_equal(r.nsig_added, 0);
-	assert_non_null(strstr(t_log(), "no From field"));
+	assert_non_null(strstr(tg_test_log(), "no From field"));
 	t_run_free(&r);
 	t_pipeline_done();
 	free(msg);

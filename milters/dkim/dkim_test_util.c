@@ -1,6 +1,6 @@
 /*
- * dkim_test_util - helpers of the DKIM module's tests: scratch files,
- * zone lines, log capture, and one message through the real pipeline
+ * dkim_test_util - helpers of the DKIM module's tests: scratch files
+ * and one message through the real pipeline
  * (t_run) with what it left behind (results, our Authentication-Results,
  * the decision line, the message after the header edits).
  */
@@ -22,7 +22,6 @@
 #include "tollgate/log.h"
 #include "tollgate/pipeline.h"
 
-static struct tg_buf	 t_logbuf;
 
 /* t_path - a path under the scratch directory */
 char *
@@ -74,69 +73,6 @@ t_crlf(const char *s)
 	return tg_buf_steal(&b);
 }
 
-/* t_zone_txt - "name. 300 IN TXT "..." "..."" with escapes */
-char *
-t_zone_txt(const char *name, const char *value)
-{
-	struct tg_buf	b;
-	size_t		i, n = strlen(value);
-
-	tg_buf_init(&b);
-	tg_buf_printf(&b, "%s%s 300 IN TXT", name,
-	    name[strlen(name) - 1] == '.' ? "" : ".");
-	for (i = 0; i == 0 || i < n; i += 255) {
-		tg_buf_puts(&b, " \"");
-		for (size_t j = i; j < n && j < i + 255; j++) {
-			if (value[j] == '"' || value[j] == '\\')
-				tg_buf_putc(&b, '\\');
-			tg_buf_putc(&b, value[j]);
-		}
-		tg_buf_putc(&b, '"');
-	}
-	tg_buf_putc(&b, '\n');
-	return tg_buf_steal(&b);
-}
-
-/* t_sink - collect log lines */
-static void
-t_sink(enum tg_log_level level, const char *line, void *arg)
-{
-	(void)level;
-	(void)arg;
-	tg_buf_puts(&t_logbuf, line);
-	tg_buf_putc(&t_logbuf, '\n');
-}
-
-/* t_log_init - capture log lines from now on */
-void
-t_log_init(void)
-{
-	tg_buf_init(&t_logbuf);
-	tg_log_set_sink(t_sink, NULL);
-}
-
-/* t_log_fini - stop capturing */
-void
-t_log_fini(void)
-{
-	tg_log_set_sink(NULL, NULL);
-	tg_buf_fini(&t_logbuf);
-}
-
-/* t_log_reset - forget captured lines */
-void
-t_log_reset(void)
-{
-	tg_buf_reset(&t_logbuf);
-}
-
-/* t_log - the captured lines */
-const char *
-t_log(void)
-{
-	return tg_buf_cstr(&t_logbuf);
-}
-
 /* t_pipeline - the pipeline with [dkim] settings and a zone */
 void
 t_pipeline(const char *dkim_conf, const char *zone)
@@ -157,7 +93,7 @@ t_pipeline(const char *dkim_conf, const char *zone)
 	if (tg_pipeline_init(&o, &err) != TG_OK)
 		fail_msg("pipeline init: %s", err.text);
 	free(conf);
-	t_log_reset();
+	tg_test_log_reset();
 }
 
 /* t_pipeline_done - release the pipeline */

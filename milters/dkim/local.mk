@@ -21,7 +21,8 @@ milters_dkim_dkim_test_SOURCES = milters/dkim/dkim_test.c \
 	milters/dkim/dkim_test_corpus.c milters/dkim/dkim_test.h
 milters_dkim_dkim_test_CFLAGS = $(TG_TEST_CFLAGS) $(OPENDKIM_CFLAGS) \
 	$(CRYPTO_CFLAGS)
-milters_dkim_dkim_test_LDADD = $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)
+milters_dkim_dkim_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
+	$(CMOCKA_LIBS)
 
 # dkim_bench: start-up time of large key and signing tables; built by
 # make check, run by hand (see its header).

@@ -36,7 +36,6 @@
 #include "tollgate/pipeline.h"
 
 char			 t_dir[64];
-static struct tg_buf	 t_logbuf;
 static char		*t_keys;	/* rspamd's DKIM keys as zone lines */
 
 /* ---- helpers ---- */
@@ -66,69 +65,6 @@ t_slurp(const char *path)
 	return text;
 }
 
-/* t_zone_txt - "name. 300 IN TXT "..." "..."" with escapes */
-char *
-t_zone_txt(const char *name, const char *value)
-{
-	struct tg_buf	b;
-	size_t		i, j, n = strlen(value);
-
-	tg_buf_init(&b);
-	tg_buf_printf(&b, "%s%s 300 IN TXT", name,
-	    name[strlen(name) - 1] == '.' ? "" : ".");
-	for (i = 0; i == 0 || i < n; i += 255) {
-		tg_buf_puts(&b, " \"");
-		for (j = i; j < n && j < i + 255; j++) {
-			if (value[j] == '"' || value[j] == '\\')
-				tg_buf_putc(&b, '\\');
-			tg_buf_putc(&b, value[j]);
-		}
-		tg_buf_putc(&b, '"');
-	}
-	tg_buf_putc(&b, '\n');
-	return tg_buf_steal(&b);
-}
-
-/* t_sink - collect log lines */
-static void
-t_sink(enum tg_log_level level, const char *line, void *arg)
-{
-	(void)level;
-	(void)arg;
-	tg_buf_puts(&t_logbuf, line);
-	tg_buf_putc(&t_logbuf, '\n');
-}
-
-/* t_log_init - capture log lines from now on */
-void
-t_log_init(void)
-{
-	tg_buf_init(&t_logbuf);
-	tg_log_set_sink(t_sink, NULL);
-}
-
-/* t_log_fini - stop capturing */
-void
-t_log_fini(void)
-{
-	tg_log_set_sink(NULL, NULL);
-	tg_buf_fini(&t_logbuf);
-}
-
-/* t_log_reset - forget captured lines */
-void
-t_log_reset(void)
-{
-	tg_buf_reset(&t_logbuf);
-}
-
-/* t_log - the captured lines */
-const char *
-t_log(void)
-{
-	return tg_buf_cstr(&t_logbuf);
-}
-
 /* t_pipeline - the pipeline with the given modules, settings and zone */
 void
 t_pipeline(const char *modules, const char *dmarc_conf, const char *zone)
@@ -154,7 +90,7 @@ t_pipeline(const char *modules, const char *dmarc_conf, const char *zone)
 		fail_msg("pipeline init: %s", err.text);
 	free(conf);
 	free(zpath);
-	t_log_reset();
+	tg_test_log_reset();
 }
 
 /* t_pipeline_done - release the pipeline */
@@ -647,13 +583,13 @@ t_case_check(const struct t_case *c, const struct t_run *r)
 	    (c->want_ar != NULL && (*c->want_ar == '\0' ?
 	    strstr(r->authres, "dmarc=") != NULL :
 	    strstr(r->authres, c->want_ar) == NULL)) ||
-	    (c->want_log != NULL && strstr(t_log(), c->want_log) == NULL))
+	    (c->want_log != NULL && strstr(tg_test_log(), c->want_log) == NULL))
 		fail_msg("%s: verdict %s (want %s) res %s (want %s) dis %s "
 		    "(want %d)\nA-R: %s\nlog:\n%s", c->label,
 		    tg_verdict_name(r->verdict), tg_verdict_name(c->want),
 		    dmarc_res_name(r->res.res), dmarc_res_name(c->want_res),
 		    dmarc_policy_name(r->res.disposition), c->want_dis,
-		    r->authres, t_log());
+		    r->authres, tg_test_log());
 }
 
 /* test_cases - the table through the pipeline */
@@ -996,7 +932,7 @@ test_reports(void **state)
 	t_run(T_MSG("a@example.org"), T_BAD, "<a@example.org>", &r);
 	assert_int_equal(r.res.res, DMARC_RES_NONE);
 	t_run_free(&r);
-	assert_null(strstr(t_log(), "report store:"));
+	assert_null(strstr(tg_test_log(), "report store:"));
 	t_pipeline_done();
 	assert_non_null(st = dmarc_report_open(dir, true, &err));
 	assert_int_equal(dmarc_report_count(st, &n, &err), TG_OK);
@@ -1036,11 +972,11 @@ main(void)
 	(void)snprintf(t_dir, sizeof(t_dir), "/tmp/dmarc_test.XXXXXX");
 	if (mkdtemp(t_dir) == NULL)
 		return 1;
-	t_log_init();
+	tg_test_log_init();
 	t_keys = t_rspamd_zone(true);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	free(t_keys);
-	t_log_fini();
+	tg_test_log_fini();
 	t_rmtree(t_dir);
 	return rc;
 }

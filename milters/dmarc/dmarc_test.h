@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "tollgate/dmarc.h"
+#include "tg_test.h"
 #include "tollgate/module.h"
 
 #define T_RSPAMD	TG_TESTDATA "/dmarc/rspamd-functional"
@@ -22,8 +23,6 @@ extern char	t_dir[];
 char	*t_write(const char *, const char *);
 /* t_slurp - a whole file, NUL-terminated (caller frees); NULL if none */
 char	*t_slurp(const char *);
-/* t_zone_txt - a zone line for a TXT record, split in 255-byte strings */
-char	*t_zone_txt(const char *, const char *);
 /* t_rspamd_zone - fake-dns.tsv as local data; only DKIM keys if keys */
 char	*t_rspamd_zone(bool keys_only);
 
@@ -53,11 +52,6 @@ void	 t_run(const char *msg, const char *client_ip, const char *mail_from,
 	    struct t_run *);
 void	 t_run_free(struct t_run *);
 
-/* Captured log lines since the last t_log_reset. */
-void		 t_log_init(void);
-void		 t_log_fini(void);
-void		 t_log_reset(void);
-const char	*t_log(void);
 
 /* dmarc_test_corpus.c */
 void	test_rspamd(void **);

@@ -119,7 +119,7 @@ t_rspamd_row(struct tg_buf *b, const char *name, const char *type,
 	if (strcmp(rcode, "ok") != 0)
 		return;
 	if (strcmp(type, "TXT") == 0) {
-		line = t_zone_txt(name, value);
+		line = tg_test_zone_txt(name, value);
 		tg_buf_puts(b, line);
 		free(line);
 	} else if (strcmp(type, "MX") == 0 || strcmp(type, "PTR") == 0)
@@ -226,7 +226,7 @@ t_rspamd_case(const struct t_tsv *t, size_t i, const char *zone)
 		print_message("rspamd %s: got %s dis=%s, want %s\n%s\n", name,
 		    dmarc_res_name(r.res.res),
 		    dmarc_policy_name(r.res.disposition),
-		    t_tsv_field(t, i, 6), t_log());
+		    t_tsv_field(t, i, 6), tg_test_log());
 	t_run_free(&r);
 	t_pipeline_done();
 	free(from);

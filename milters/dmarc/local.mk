@@ -16,8 +16,8 @@ TESTS += milters/dmarc/dmarc_test
 milters_dmarc_dmarc_test_SOURCES = milters/dmarc/dmarc_test.c \
 	milters/dmarc/dmarc_test_corpus.c milters/dmarc/dmarc_test.h
 milters_dmarc_dmarc_test_CFLAGS = $(TG_TEST_CFLAGS) $(CRYPTO_CFLAGS)
-milters_dmarc_dmarc_test_LDADD = $(TG_PIPELINE_LIBS) $(CRYPTO_LIBS) \
-	$(CMOCKA_LIBS)
+milters_dmarc_dmarc_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
+	$(CRYPTO_LIBS) $(CMOCKA_LIBS)
 
 EXTRA_DIST += milters/dmarc/fuzz/dmarc_fuzz.c \
 	milters/dmarc/fuzz/corpus/from1 milters/dmarc/fuzz/corpus/from2

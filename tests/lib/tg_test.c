@@ -1,0 +1,78 @@
+/*
+ * tg_test - helpers shared by the modules' unit tests (see tg_test.h).
+ * Single-threaded use: the capture buffer is not locked, so tests that
+ * log from several threads read it only after joining them.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "tg_test.h"
+#include "tollgate/buf.h"
+#include "tollgate/log.h"
+
+static struct tg_buf	tg_test_logbuf;
+
+/* tg_test_sink - one captured log line */
+static void
+tg_test_sink(enum tg_log_level level, const char *line, void *arg)
+{
+	(void)level;
+	(void)arg;
+	tg_buf_puts(&tg_test_logbuf, line);
+	tg_buf_putc(&tg_test_logbuf, '\n');
+}
+
+/* tg_test_log_init - capture log lines from now on */
+void
+tg_test_log_init(void)
+{
+	tg_buf_init(&tg_test_logbuf);
+	tg_log_set_sink(tg_test_sink, NULL);
+}
+
+/* tg_test_log_fini - stop capturing */
+void
+tg_test_log_fini(void)
+{
+	tg_log_set_sink(NULL, NULL);
+	tg_buf_fini(&tg_test_logbuf);
+}
+
+/* tg_test_log_reset - forget the captured lines */
+void
+tg_test_log_reset(void)
+{
+	tg_buf_reset(&tg_test_logbuf);
+}
+
+/* tg_test_log - the captured lines */
+const char *
+tg_test_log(void)
+{
+	return tg_buf_cstr(&tg_test_logbuf);
+}
+
+/* tg_test_zone_txt - see tg_test.h (RFC 1035 3.3.14: 255-byte strings) */
+char *
+tg_test_zone_txt(const char *name, const char *value)
+{
+	struct tg_buf	b;
+	size_t		i, j, n = strlen(value);
+
+	tg_buf_init(&b);
+	tg_buf_printf(&b, "%s%s 300 IN TXT", name,
+	    name[strlen(name) - 1] == '.' ? "" : ".");
+	for (i = 0; i == 0 || i < n; i += 255) {
+		tg_buf_puts(&b, " \"");
+		for (j = i; j < n && j < i + 255; j++) {
+			if (value[j] == '"' || value[j] == '\\')
+				tg_buf_putc(&b, '\\');
+			tg_buf_putc(&b, value[j]);
+		}
+		tg_buf_putc(&b, '"');
+	}
+	tg_buf_putc(&b, '\n');
+	return tg_buf_steal(&b);
+}
