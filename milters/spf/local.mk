@@ -26,7 +26,8 @@ milters_spf_spf_suite_test_LDADD = $(TG_SPF_LIBS) $(TG_CORE_LIBS)
 # spf_test: the module through the real pipeline, on local zone data.
 milters_spf_spf_test_SOURCES = milters/spf/spf_test.c
 milters_spf_spf_test_CFLAGS = $(TG_TEST_CFLAGS)
-milters_spf_spf_test_LDADD = $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)
+milters_spf_spf_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
+	$(CMOCKA_LIBS)
 
 TG_SPF_FIXTURES = \
 	milters/spf/testdata/rfc7208-tests.txt \

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "spf_int.h"
+#include "tg_test.h"
 #include "tollgate/buf.h"
 #include "tollgate/dns.h"
 #include "tollgate/log.h"
@@ -58,7 +59,6 @@ static const char t_zone_text[] =
 
 static char	 t_dir[64];
 static char	*t_zone;
-static struct tg_buf t_logbuf;
 
 /* The outcome of one message. */
 struct t_run {
@@ -291,16 +291,6 @@ static const struct t_case t_cases[] = {
 	  NULL, TG_ACCEPT, NULL, "pass (", 1, "spf=pass", "spf=pass", NULL },
 };
 
-/* t_sink - collect log lines */
-static void
-t_sink(enum tg_log_level level, const char *line, void *arg)
-{
-	(void)level;
-	(void)arg;
-	tg_buf_puts(&t_logbuf, line);
-	tg_buf_putc(&t_logbuf, '\n');
-}
-
 /* t_pipeline - the pipeline with spf enabled and the test zone */
 static void
 t_pipeline(const char *spf_conf)
@@ -321,7 +311,7 @@ t_pipeline(const char *spf_conf)
 	if (tg_pipeline_init(&o, &err) != TG_OK)
 		fail_msg("pipeline init: %s", err.text);
 	free(conf);
-	tg_buf_reset(&t_logbuf);
+	tg_test_log_reset();
 }
 
 /*
@@ -451,10 +441,10 @@ t_check(const struct t_case *c, const struct t_run *r)
 	if (strstr(r->decision, c->want_decision) == NULL)
 		fail_msg("%s: decision \"%s\", want \"%s\"", c->label,
 		    r->decision, c->want_decision);
-	if (c->want_log != NULL && strstr(tg_buf_cstr(&t_logbuf),
+	if (c->want_log != NULL && strstr(tg_test_log(),
 	    c->want_log) == NULL)
 		fail_msg("%s: log lacks \"%s\":\n%s", c->label, c->want_log,
-		    tg_buf_cstr(&t_logbuf));
+		    tg_test_log());
 	/* Folded to 80 columns, unless a client sends huge names. */
 	if (r->max_line > (strlen(c->from) > 100 ? 998 : 80))
 		fail_msg("%s: Received-SPF line of %zu bytes: %s", c->label,
@@ -485,7 +475,7 @@ test_cases(void **state)
 static size_t
 t_count(const char *needle)
 {
-	const char	*p = tg_buf_cstr(&t_logbuf);
+	const char	*p = tg_test_log();
 	size_t		 n = 0;
 
 	for (; (p = strstr(p, needle)) != NULL; p += strlen(needle))
@@ -515,7 +505,7 @@ t_twice(const char *conf, const char *from, size_t *queries)
 	assert_int_not_equal(t_count("dns: name="), 0);
 	assert_int_equal(t_count("cache hit: "), 0);
 	t_run_free(&r);
-	tg_buf_reset(&t_logbuf);
+	tg_test_log_reset();
 	t_run(&cc, &r);
 	*queries = t_count("dns: name=");
 	out = tg_strdup(strstr(r.decision, "spf="));
@@ -536,7 +526,7 @@ test_cache(void **state)
 	assert_int_equal(q, 0);
 	/* Both identities, HELO and MAIL FROM, from the cache. */
 	assert_int_equal(t_count("cache hit: "), 2);
-	assert_non_null(strstr(tg_buf_cstr(&t_logbuf), "cached=yes"));
+	assert_non_null(strstr(tg_test_log(), "cached=yes"));
 	assert_non_null(strstr(d, "spf=pass helo=pass"));
 	free(d);
 	/* The libspf2 engine's answers are cached the same way. */
@@ -574,7 +564,7 @@ test_cache_temperror(void **state)
 	t_run(&c, &r);
 	assert_non_null(strstr(r.decision, "spf=temperror"));
 	t_run_free(&r);
-	tg_buf_reset(&t_logbuf);
+	tg_test_log_reset();
 	t_run(&c, &r);
 	assert_non_null(strstr(r.decision, "spf=temperror"));
 	assert_int_equal(t_count("cache hit: "), 0);
@@ -597,7 +587,7 @@ test_cache_key(void **state)
 	t_pipeline("");
 	t_run(&cc, &r);
 	t_run_free(&r);
-	tg_buf_reset(&t_logbuf);
+	tg_test_log_reset();
 	cc.from = "<bob@example.org>";
 	t_run(&cc, &r);
 	/* The HELO check is the same question; the MAIL FROM one is not. */
@@ -791,8 +781,7 @@ setup(void **state)
 	if (fclose(fp) != 0)
 		return -1;
 	tg_log_open("spf_test", true);
-	tg_buf_init(&t_logbuf);
-	tg_log_set_sink(t_sink, NULL);
+	tg_test_log_init();
 	return 0;
 }
 
@@ -801,8 +790,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	tg_log_set_sink(NULL, NULL);
-	tg_buf_fini(&t_logbuf);
+	tg_test_log_fini();
 	(void)unlink(t_zone);
 	(void)rmdir(t_dir);
 	free(t_zone);

@@ -1,10 +1,11 @@
 /*
  * tg_test - helpers shared by the modules' unit tests (see tg_test.h).
- * Single-threaded use: the capture buffer is not locked, so tests that
- * log from several threads read it only after joining them.
+ * Modules log from libmilter-like threads in some tests, so the capture
+ * buffer is locked; tg_test_log is read after the threads are joined.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "tollgate/log.h"
 
 static struct tg_buf	tg_test_logbuf;
+static pthread_mutex_t	tg_test_loglock = PTHREAD_MUTEX_INITIALIZER;
 
 /* tg_test_sink - one captured log line */
 static void
@@ -20,8 +22,10 @@ tg_test_sink(enum tg_log_level level, const char *line, void *arg)
 {
 	(void)level;
 	(void)arg;
+	(void)pthread_mutex_lock(&tg_test_loglock);
 	tg_buf_puts(&tg_test_logbuf, line);
 	tg_buf_putc(&tg_test_logbuf, '\n');
+	(void)pthread_mutex_unlock(&tg_test_loglock);
 }
 
 /* tg_test_log_init - capture log lines from now on */
@@ -44,7 +48,9 @@ tg_test_log_fini(void)
 void
 tg_test_log_reset(void)
 {
+	(void)pthread_mutex_lock(&tg_test_loglock);
 	tg_buf_reset(&tg_test_logbuf);
+	(void)pthread_mutex_unlock(&tg_test_loglock);
 }
 
 /* tg_test_log - the captured lines */
