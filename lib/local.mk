@@ -3,18 +3,25 @@ noinst_LIBRARIES += lib/libtollgate.a
 lib_libtollgate_a_SOURCES = \
 	lib/util.c lib/buf.c lib/log.c lib/conf.c lib/netlist.c \
 	lib/dns.c lib/authres.c \
+	lib/store.c lib/store_lmdb.c lib/store_redis.c lib/store_redis_async.c \
+	lib/store_redis_lua.c lib/store_int.h lib/store_redis_int.h \
+	include/tollgate/store.h \
 	include/tollgate/util.h include/tollgate/buf.h include/tollgate/log.h \
 	include/tollgate/conf.h include/tollgate/dns.h \
 	include/tollgate/authres.h include/tollgate/module.h
-lib_libtollgate_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS)
-TG_CORE_LIBS = lib/libtollgate.a $(UNBOUND_LIBS)
+lib_libtollgate_a_CFLAGS = $(AM_CFLAGS) $(UNBOUND_CFLAGS) $(LMDB_CFLAGS) \
+	$(HIREDIS_CFLAGS) $(LIBEVENT_CFLAGS)
+TG_CORE_LIBS = lib/libtollgate.a $(UNBOUND_LIBS) $(LMDB_LIBS) $(HIREDIS_LIBS) \
+	$(LIBEVENT_LIBS)
 
 # Unit tests beside the code (cmocka).
 TG_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/tests/lib \
 	-DTG_SRCDIR='"$(abs_top_srcdir)"' -DTG_BUILDDIR='"$(abs_top_builddir)"' \
 	-DTG_TESTDATA='"$(TG_TESTDATA)"'
-check_PROGRAMS += lib/util_test lib/conf_test lib/dns_test lib/authres_test
-TESTS += lib/util_test lib/conf_test lib/dns_test lib/authres_test
+check_PROGRAMS += lib/util_test lib/conf_test lib/dns_test lib/authres_test \
+	lib/store_test
+TESTS += lib/util_test lib/conf_test lib/dns_test lib/authres_test \
+	lib/store_test
 lib_util_test_SOURCES = lib/util_test.c
 lib_util_test_CFLAGS = $(TG_TEST_CFLAGS)
 lib_util_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
@@ -27,3 +34,6 @@ lib_dns_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
 lib_authres_test_SOURCES = lib/authres_test.c
 lib_authres_test_CFLAGS = $(TG_TEST_CFLAGS)
 lib_authres_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
+lib_store_test_SOURCES = lib/store_test.c
+lib_store_test_CFLAGS = $(TG_TEST_CFLAGS) $(HIREDIS_CFLAGS) $(LIBEVENT_CFLAGS)
+lib_store_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)

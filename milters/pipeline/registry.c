@@ -18,6 +18,7 @@
 #include "tollgate/dns.h"
 #include "tollgate/log.h"
 #include "tollgate/spf.h"
+#include "tollgate/store.h"
 
 /* SPF first: DMARC, later in the list, reads the SPF and DKIM results. */
 static const struct tg_module *const tg_registry[] = {
@@ -73,7 +74,7 @@ static const struct tg_param tg_dns_params[] = {
 	TG_PARAM_END
 };
 
-static struct tg_conf_section	 tg_sections[3 + TG_NITEMS(tg_registry)];
+static struct tg_conf_section	 tg_sections[4 + TG_NITEMS(tg_registry)];
 static size_t			 tg_nsections;
 static bool			 tg_enabled[TG_NITEMS(tg_registry)];
 static bool			 tg_initialized[TG_NITEMS(tg_registry)];
@@ -131,14 +132,16 @@ tg_pipeline_sections(size_t *n)
 		    tg_milter_params };
 		tg_sections[2] = (struct tg_conf_section){ "dns",
 		    tg_dns_params };
+		tg_sections[3] = (struct tg_conf_section){ "store",
+		    tg_store_params() };
 		for (i = 0; i < TG_NITEMS(tg_registry); i++) {
 			if (tg_registry[i]->abi != TG_MODULE_ABI)
 				TG_PANIC("module %s: abi %u", tg_registry[i]->name,
 				    tg_registry[i]->abi);
-			tg_sections[3 + i] = (struct tg_conf_section){
+			tg_sections[4 + i] = (struct tg_conf_section){
 			    tg_registry[i]->name, tg_registry[i]->params };
 		}
-		tg_nsections = 3 + TG_NITEMS(tg_registry);
+		tg_nsections = 4 + TG_NITEMS(tg_registry);
 	}
 	*n = tg_nsections;
 	return tg_sections;
