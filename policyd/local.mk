@@ -1,0 +1,1 @@
+# tollgate-policyd: filled in with the daemon.
