@@ -6,6 +6,7 @@ lib_libtollgate_a_SOURCES = \
 	lib/store.c lib/store_lmdb.c lib/store_redis.c lib/store_redis_async.c \
 	lib/store_redis_lua.c lib/store_int.h lib/store_redis_int.h \
 	include/tollgate/store.h \
+	lib/quota.c lib/quota_charge.c lib/quota_int.h include/tollgate/quota.h \
 	include/tollgate/util.h include/tollgate/buf.h include/tollgate/log.h \
 	include/tollgate/conf.h include/tollgate/dns.h \
 	include/tollgate/authres.h include/tollgate/module.h

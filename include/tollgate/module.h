@@ -72,6 +72,12 @@ struct tg_module {
 	enum tg_verdict	(*body)(struct tg_ctx *, const unsigned char *, size_t);
 	enum tg_verdict	(*eom)(struct tg_ctx *);
 	void		(*abort)(struct tg_ctx *);	/* message abandoned */
+	/*
+	 * After the MTA was told the message's final verdict (at end of
+	 * message, or at the stage that ended it early): what every
+	 * module's reservations should follow.  Not called after abort.
+	 */
+	void		(*done)(struct tg_ctx *, enum tg_verdict);
 };
 
 /*

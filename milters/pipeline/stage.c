@@ -8,7 +8,9 @@
  * for eoh and eom since the MTA gets no reply per header or chunk.  The
  * pipeline itself removes Authentication-Results headers that claim our
  * authserv-id (RFC 8601 5), adds our one header at end of message, and
- * logs one decision line per message.
+ * logs one decision line per message.  Once the driver has answered the
+ * MTA, tg_stage_done tells every module the final verdict (its done
+ * hook), so reservations follow what really happened to the message.
  */
 #include "config.h"
 
@@ -358,9 +360,24 @@ tg_stage_abort(struct tg_ctx *ctx)
 	tg_ctx_msg_end(ctx);
 }
 
+/* tg_call_done - one module's done hook */
+static enum tg_verdict
+tg_call_done(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
+{
+	if (m->done != NULL)
+		m->done(ctx, *(const enum tg_verdict *)arg);
+	return TG_CONTINUE;
+}
+
 /* tg_stage_done - the driver applied the result; release the message */
 void
 tg_stage_done(struct tg_ctx *ctx)
 {
+	enum tg_verdict	final;
+
+	if (ctx->msg != NULL) {
+		final = ctx->msg->verdict;
+		(void)tg_stage_run(ctx, tg_call_done, &final, false);
+	}
 	tg_ctx_msg_end(ctx);
 }
