@@ -15,7 +15,9 @@ TG_INTEGRATION_TESTS = \
 	tests/integration/tollgatectl.test \
 	tests/integration/spf_dmarc.test \
 	tests/integration/dmarc_report.test \
-	tests/integration/opendmarc.test
+	tests/integration/opendmarc.test \
+	tests/integration/ratelimit.test \
+	tests/integration/policyd.test
 TESTS += $(TG_INTEGRATION_TESTS)
 
 # The scripts find lib.sh, data and the milter binary through these,

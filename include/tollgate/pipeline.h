@@ -38,6 +38,10 @@ struct tg_pipeline_opts {
 /* tg_pipeline_init - load config, make the resolver, init the modules */
 enum tg_status	tg_pipeline_init(const struct tg_pipeline_opts *,
 		    struct tg_err *);
+/* tg_pipeline_load - config and resolver only, no module init: for
+ * tollgate-policyd, which reads the same conf.d; fini undoes it */
+enum tg_status	tg_pipeline_load(const struct tg_pipeline_opts *,
+		    struct tg_err *);
 void		tg_pipeline_fini(void);
 /* tg_pipeline_sections - every config section, for `config` commands */
 const struct tg_conf_section *tg_pipeline_sections(size_t *);
@@ -71,7 +75,7 @@ enum tg_verdict	tg_stage_body(struct tg_ctx *, const unsigned char *, size_t);
 enum tg_verdict	tg_stage_eom(struct tg_ctx *);
 /* tg_stage_abort - the message is abandoned; state is released */
 void		tg_stage_abort(struct tg_ctx *);
-/* tg_stage_done - after the driver applied the eom result */
+/* tg_stage_done - after the driver applied the result: done hooks, release */
 void		tg_stage_done(struct tg_ctx *);
 
 /* After tg_stage_eom (or a rejecting stage), before tg_stage_done: */

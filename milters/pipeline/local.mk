@@ -5,7 +5,8 @@ milters_pipeline_libtg_pipeline_a_SOURCES = \
 	milters/pipeline/registry.c milters/pipeline/scan.c \
 	milters/pipeline/pipeline_int.h include/tollgate/pipeline.h
 # Static libraries in link order: a module after the ones that use it.
-TG_PIPELINE_LIBS = milters/pipeline/libtg_pipeline.a $(TG_RATELIMIT_LIBS) \
+TG_PIPELINE_LIBS = milters/pipeline/libtg_pipeline.a $(TG_POLICYD_LIBS) \
+	$(TG_RATELIMIT_LIBS) \
 	$(TG_DMARC_LIBS) \
 	$(TG_DMARC_REPORT_LIBS) $(TG_SPF_LIBS) $(TG_DKIM_LIBS) $(TG_CORE_LIBS)
 

@@ -17,6 +17,8 @@
 #include "tollgate/dmarc.h"
 #include "tollgate/dns.h"
 #include "tollgate/log.h"
+#include "tollgate/policyd.h"
+#include "tollgate/ratelimit.h"
 #include "tollgate/spf.h"
 #include "tollgate/store.h"
 
@@ -25,6 +27,7 @@ static const struct tg_module *const tg_registry[] = {
 	&tg_module_spf,
 	&tg_module_dkim,
 	&tg_module_dmarc,
+	&tg_module_ratelimit,	/* last: it charges what the others let by */
 };
 
 struct tg_core_conf tg_core_conf;
@@ -74,7 +77,9 @@ static const struct tg_param tg_dns_params[] = {
 	TG_PARAM_END
 };
 
-static struct tg_conf_section	 tg_sections[4 + TG_NITEMS(tg_registry)];
+/* tollgate-policyd's sections too: both daemons read one conf.d. */
+static struct tg_conf_section	 tg_sections[4 + TG_NITEMS(tg_registry) +
+				    PD_SECTIONS_MAX];
 static size_t			 tg_nsections;
 static bool			 tg_enabled[TG_NITEMS(tg_registry)];
 static bool			 tg_initialized[TG_NITEMS(tg_registry)];
@@ -123,7 +128,8 @@ tg_pipeline_dns(void)
 const struct tg_conf_section *
 tg_pipeline_sections(size_t *n)
 {
-	size_t	i;
+	const struct tg_conf_section	*pd;
+	size_t				 i, npd;
 
 	if (tg_nsections == 0) {
 		tg_sections[0] = (struct tg_conf_section){ "core",
@@ -142,6 +148,11 @@ tg_pipeline_sections(size_t *n)
 			    tg_registry[i]->name, tg_registry[i]->params };
 		}
 		tg_nsections = 4 + TG_NITEMS(tg_registry);
+		pd = pd_sections(&npd);
+		if (npd > PD_SECTIONS_MAX)
+			TG_PANIC("policyd: %zu sections", npd);
+		for (i = 0; i < npd; i++)
+			tg_sections[tg_nsections++] = pd[i];
 	}
 	*n = tg_nsections;
 	return tg_sections;
@@ -218,14 +229,13 @@ tg_pipeline_core_init(struct tg_err *err)
 	return tg_pipeline_enable(err);
 }
 
-/* tg_pipeline_init - configuration, resolver, modules */
+/* tg_pipeline_load - configuration and resolver, no module started */
 enum tg_status
-tg_pipeline_init(const struct tg_pipeline_opts *opts, struct tg_err *err)
+tg_pipeline_load(const struct tg_pipeline_opts *opts, struct tg_err *err)
 {
 	const struct tg_conf_section	*secs;
-	struct tg_env			 env;
 	enum tg_status			 st;
-	size_t				 n, i;
+	size_t				 n;
 
 	secs = tg_pipeline_sections(&n);
 	if (opts->conf_text != NULL) {
@@ -233,8 +243,20 @@ tg_pipeline_init(const struct tg_pipeline_opts *opts, struct tg_err *err)
 		st = tg_conf_load_text(opts->conf_text, "(text)", secs, n, err);
 	} else
 		st = tg_conf_load(opts->confdir, secs, n, err);
-	if (st != TG_OK || (st = tg_pipeline_core_init(err)) != TG_OK ||
-	    (st = tg_pipeline_dns_init(opts, err)) != TG_OK)
+	if (st != TG_OK || (st = tg_pipeline_core_init(err)) != TG_OK)
+		return st;
+	return tg_pipeline_dns_init(opts, err);
+}
+
+/* tg_pipeline_init - configuration, resolver, modules */
+enum tg_status
+tg_pipeline_init(const struct tg_pipeline_opts *opts, struct tg_err *err)
+{
+	struct tg_env	env;
+	enum tg_status	st;
+	size_t		i;
+
+	if ((st = tg_pipeline_load(opts, err)) != TG_OK)
 		return st;
 	env.dns = tg_dns;
 	env.confdir = opts->confdir;

@@ -8,8 +8,9 @@
 #   tg_init                      scratch dir, cleanup trap, watchdog
 #   tg_start_sink                sink.py on 127.0.0.1:$TG_SINK_PORT
 #   tg_start_milter              tollgate-milter on 127.0.0.1:$TG_MILTER_PORT
-#   tg_start_postfix [--no-milter] [--sasl]
-#                                Postfix; smtpd on 127.0.0.1:$TG_SMTP_PORT
+#   tg_start_postfix [--no-milter] [--sasl] [--policy PORT]
+#                                Postfix; smtpd on 127.0.0.1:$TG_SMTP_PORT;
+#                                --policy: check_policy_service on PORT
 #   tg_send SRC FROM TO FILE...  SMTP from SRC (127.0.0.1 internal,
 #                                127.0.0.2 outside); env TG_SEND_ARGS adds
 #                                tgmail.py send options (--auth, --expect)
@@ -198,13 +199,17 @@ tg_wait_sink() {
 tg_postconf() { postconf -c "$TG_POSTFIX_DIR" "$@"; }
 tg_postqueue() { "$TG_SCRATCH/postfix/bin/postqueue" -c "$TG_POSTFIX_DIR" -p; }
 
-# tg_start_postfix [--no-milter] [--sasl] - private instance on loopback
+# tg_start_postfix [--no-milter] [--sasl] [--policy PORT] - private
+# instance on loopback
 tg_start_postfix() {
-	local milter=yes sasl=no arg
-	for arg in "$@"; do
+	local milter=yes sasl=no policy= arg
+	while (($# > 0)); do
+		arg=$1
+		shift
 		case $arg in
 		--no-milter) milter=no ;;
 		--sasl) sasl=yes ;;
+		--policy) policy=${1:?--policy needs a port}; shift ;;
 		*) tg_fail "tg_start_postfix: unknown option $arg" ;;
 		esac
 	done
@@ -290,6 +295,15 @@ tg_start_postfix() {
 	fi
 	if [[ $sasl == yes ]]; then
 		tg_setup_sasl
+	fi
+	# 127.0.0.2, the "outside" client, is in mynetworks here: the policy
+	# service goes before permit_mynetworks, and policyd's own exempt
+	# list says who is inside.
+	if [[ -n $policy ]]; then
+		tg_postconf -e "smtpd_recipient_restrictions =\
+ permit_sasl_authenticated,\
+ check_policy_service inet:127.0.0.1:$policy,\
+ permit_mynetworks, reject_unauth_destination"
 	fi
 	# master.cf: smtpd only on our loopback port, nothing chrooted
 	tg_postconf -M# smtp/inet

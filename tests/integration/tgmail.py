@@ -11,6 +11,8 @@ Subcommands (run with /usr/bin/python3: Debian's python3-dkim lives there):
   keep-sig    copy a message keeping only its N-th DKIM-Signature
   dns-serve   answer DNS queries (UDP and TCP) from a zone file
   zone-get    print the TXT data of one name from a zone file
+  policy      ask a policy server (Postfix SMTPD_POLICY_README protocol):
+              one request, or --edge: concurrent clients and edge cases
 
 Zone files hold one record per line in zone-file syntax, with absolute
 names: "NAME TTL IN TYPE RDATA"; ';' starts a comment.  That is also the
@@ -165,6 +167,142 @@ def cmd_send(a):
         print("timing: messages=%d total=%.4f max=%.4f connect+ehlo=%.4f"
               % (len(timings), total, max(timings), t0 - t_conn), flush=True)
     return 1 if failures else 0
+
+
+# ------------------------------------------------------------------ policy
+
+def policy_request(attrs):
+    return "".join("%s=%s\n" % kv for kv in attrs).encode() + b"\n"
+
+
+def policy_read(f):
+    """One reply as a dict; None when the server closed the connection."""
+    reply = {}
+    while True:
+        line = f.readline()
+        if not line:
+            return None
+        line = line.rstrip(b"\r\n").decode("utf-8", "replace")
+        if line == "":
+            return reply
+        k, _, v = line.partition("=")
+        reply[k] = v
+
+
+def policy_connect(port, timeout=20):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return s, s.makefile("rb")
+
+
+def policy_attrs(client, sender, rcpt, extra=()):
+    return [("request", "smtpd_access_policy"), ("protocol_state", "RCPT"),
+            ("client_address", client), ("sender", sender),
+            ("recipient", rcpt)] + list(extra)
+
+
+def policy_closed(s, f):
+    """True when the server has closed the connection (EOF or reset)."""
+    try:
+        return f.read(1) == b""
+    except ConnectionResetError:
+        return True     # closed with our unread bytes in its buffer
+    except socket.timeout:
+        return False
+
+
+def policy_edge(a):
+    """Edge cases, then 64 concurrent clients; exit 1 on any surprise."""
+    fails = []
+
+    def check(what, ok):
+        print("%s: %s" % ("ok" if ok else "FAIL", what), flush=True)
+        if not ok:
+            fails.append(what)
+
+    # Missing attributes: an answer, the default action.
+    s, f = policy_connect(a.port)
+    s.sendall(b"request=smtpd_access_policy\n\n")
+    r = policy_read(f)
+    check("missing attributes answered DUNNO", r == {"action": "DUNNO"})
+    # Unknown attributes are ignored; the connection stays usable.
+    s.sendall(policy_request([("x_unknown", "1"), ("protocol_state", "DATA")]))
+    r = policy_read(f)
+    check("unknown attribute ignored", r == {"action": "DUNNO"})
+    s.close()
+    # A client that leaves mid-request hurts nobody.
+    for _ in range(8):
+        s, f = policy_connect(a.port)
+        s.sendall(b"request=smtpd_access_policy\nclient_addr")
+        s.close()
+    # A 100 KB line: disconnected without an answer.
+    s, f = policy_connect(a.port)
+    try:
+        s.sendall(b"sender=" + b"x" * (100 * 1024) + b"\n\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    check("100 KB line disconnected", policy_closed(s, f))
+    s.close()
+    # Garbage: the default action, then the connection is closed.
+    s, f = policy_connect(a.port)
+    s.sendall(b"\xff\xfe garbage\x00\n\n")
+    r = policy_read(f)
+    check("garbage answered with the default action",
+          r == {"action": "DUNNO"})
+    check("garbage then disconnected", policy_closed(s, f))
+    s.close()
+
+    # 64 clients at once, each with pipelined requests written in pieces.
+    results = [None] * 64
+
+    def client(i):
+        try:
+            s, f = policy_connect(a.port)
+            data = b"".join(policy_request(policy_attrs(
+                "192.0.%d.%d" % (100 + i % 50, i), "c%d@edge.example" % i,
+                "r%d@example.org" % j)) for j in range(3))
+            for k in range(0, len(data), 37):
+                s.sendall(data[k:k + 37])
+                time.sleep(0.001)
+            got = [policy_read(f) for _ in range(3)]
+            s.close()
+            results[i] = got
+        except OSError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad = [r for r in results if not isinstance(r, list) or
+           any(x is None or not x.get("action", "").startswith(
+               "DEFER_IF_PERMIT 4.7.1 ") for x in r)]
+    check("64 concurrent clients, 3 pipelined requests each, all deferred",
+          not bad)
+    if bad:
+        print("first bad result: %r" % (bad[0],), file=sys.stderr)
+    # The server still answers.
+    s, f = policy_connect(a.port)
+    s.sendall(b"request=smtpd_access_policy\n\n")
+    check("still serving afterwards", policy_read(f) == {"action": "DUNNO"})
+    s.close()
+    return 1 if fails else 0
+
+
+def cmd_policy(a):
+    if a.edge:
+        return policy_edge(a)
+    attrs = policy_attrs(a.client, a.sender, a.rcpt,
+                         [tuple(x.split("=", 1)) for x in a.attr])
+    s, f = policy_connect(a.port)
+    s.sendall(policy_request(attrs))
+    r = policy_read(f)
+    s.close()
+    if r is None:
+        print("policy: connection closed", file=sys.stderr)
+        return 1
+    print(r.get("action", ""))
+    return 0
 
 
 # -------------------------------------------------------------------- dkim
@@ -404,6 +542,17 @@ def main():
     p.add_argument("--max-seconds", type=float, default=3600)
     p.add_argument("--watch-pid", type=int, default=os.getppid())
     p.set_defaults(func=cmd_dns_serve)
+
+    p = sub.add_parser("policy")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--client", default="192.0.2.1")
+    p.add_argument("--sender", default="a@example.net")
+    p.add_argument("--rcpt", default="b@example.org")
+    p.add_argument("--attr", action="append", default=[],
+                   help="NAME=VALUE, more attributes")
+    p.add_argument("--edge", action="store_true",
+                   help="edge cases and 64 concurrent clients")
+    p.set_defaults(func=cmd_policy)
 
     a = ap.parse_args()
     return a.func(a)

@@ -1,0 +1,161 @@
+/*
+ * policyd_check - the check registry and the [policyd] section.
+ *
+ * Checks are listed here in their built-in order; [policyd] checks
+ * enables some of them and says in which order they run.  A new check
+ * (quotas) adds its descriptor to pd_registry and nothing else: its
+ * config section follows from the table.  Everything here is set up at
+ * start-up and read-only afterwards; the event loop's thread calls
+ * pd_checks_run.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "tollgate/log.h"
+#include "tollgate/policyd.h"
+
+static const struct pd_check *const pd_registry[] = {
+	&pd_check_greylist,
+};
+
+struct pd_conf pd_conf;
+
+static const struct tg_param pd_params[] = {
+	TG_PARAM_STRING("listen", "inet:10031@127.0.0.1", &pd_conf.listen,
+	    "where to listen: inet:PORT@ADDR, inet6:PORT@ADDR, unix:PATH"),
+	TG_PARAM_STRING("pid_file", "", &pd_conf.pid_file,
+	    "write the daemon's pid here; empty: none"),
+	TG_PARAM_LONG("max_clients", "1000", &pd_conf.max_clients, 1, 100000,
+	    "connections served at once; more wait in the listen queue"),
+	TG_PARAM_TIME("idle_timeout", "10m", &pd_conf.idle_timeout, 1, 86400,
+	    "close a connection idle this long (Postfix reconnects)"),
+	TG_PARAM_STRING("default_action", "DUNNO", &pd_conf.default_action,
+	    "answer to a malformed request or when a check cannot decide"),
+	TG_PARAM_STRING("checks", "greylist", &pd_conf.checks,
+	    "checks to run, in this order; the first objection decides"),
+	TG_PARAM_TIME("sweep_interval", "1m", &pd_conf.sweep_interval, 1,
+	    86400, "how often expired records leave the embedded store"),
+	TG_PARAM_END
+};
+
+_Static_assert(1 + TG_NITEMS(pd_registry) <= PD_SECTIONS_MAX,
+    "raise PD_SECTIONS_MAX");
+
+static struct tg_conf_section	 pd_secs[1 + TG_NITEMS(pd_registry)];
+static const struct pd_check	*pd_enabled[TG_NITEMS(pd_registry)];
+static size_t			 pd_nenabled;
+
+/* pd_sections - [policyd], then one section per check */
+const struct tg_conf_section *
+pd_sections(size_t *n)
+{
+	size_t	i;
+
+	pd_secs[0] = (struct tg_conf_section){ "policyd", pd_params };
+	for (i = 0; i < TG_NITEMS(pd_registry); i++)
+		pd_secs[1 + i] = (struct tg_conf_section){ pd_registry[i]->name,
+		    pd_registry[i]->params };
+	*n = TG_NITEMS(pd_secs);
+	return pd_secs;
+}
+
+/* pd_checks_find - the check called name (len bytes), or NULL */
+static const struct pd_check *
+pd_checks_find(const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < TG_NITEMS(pd_registry); i++)
+		if (strlen(pd_registry[i]->name) == len &&
+		    strncmp(pd_registry[i]->name, name, len) == 0)
+			return pd_registry[i];
+	return NULL;
+}
+
+/* pd_checks_enable - parse [policyd] checks into pd_enabled */
+static enum tg_status
+pd_checks_enable(struct tg_err *err)
+{
+	const struct pd_check	*c;
+	const char		*p = pd_conf.checks;
+	size_t			 len, i;
+
+	pd_nenabled = 0;
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			return TG_OK;
+		len = strcspn(p, " \t,");
+		if ((c = pd_checks_find(p, len)) == NULL)
+			return tg_err_set(err, TG_PERM,
+			    "[policyd] checks: unknown check \"%.*s\"",
+			    (int)len, p);
+		for (i = 0; i < pd_nenabled; i++)
+			if (pd_enabled[i] == c)
+				return tg_err_set(err, TG_PERM,
+				    "[policyd] checks: \"%s\" listed twice",
+				    c->name);
+		pd_enabled[pd_nenabled++] = c;
+		p += len;
+	}
+}
+
+/* pd_checks_init - validate [policyd], init the enabled checks */
+enum tg_status
+pd_checks_init(const struct pd_env *env, struct tg_err *err)
+{
+	enum tg_status	st;
+	size_t		i;
+
+	if (!pd_action_ok(pd_conf.default_action))
+		return tg_err_set(err, TG_PERM, "[policyd] default_action: "
+		    "not a policy action: \"%s\"", pd_conf.default_action);
+	if ((st = pd_checks_enable(err)) != TG_OK) {
+		pd_nenabled = 0;
+		return st;
+	}
+	for (i = 0; i < pd_nenabled; i++) {
+		if (pd_enabled[i]->init == NULL)
+			continue;
+		if ((st = pd_enabled[i]->init(env, err)) != TG_OK) {
+			pd_nenabled = i;
+			pd_checks_fini();
+			return st;
+		}
+	}
+	return TG_OK;
+}
+
+/* pd_checks_fini - undo init, last check first */
+void
+pd_checks_fini(void)
+{
+	size_t	i;
+
+	for (i = pd_nenabled; i > 0; i--)
+		if (pd_enabled[i - 1]->fini != NULL)
+			pd_enabled[i - 1]->fini();
+	pd_nenabled = 0;
+}
+
+/* pd_checks_run - the first objection wins */
+enum tg_status
+pd_checks_run(const struct pd_request *req, struct tg_buf *action,
+    struct tg_buf *note, struct tg_err *err)
+{
+	enum tg_status	st;
+	size_t		i;
+
+	for (i = 0; i < pd_nenabled; i++) {
+		tg_buf_reset(action);
+		if ((st = pd_enabled[i]->check(req, action, note, err)) !=
+		    TG_OK)
+			return st;
+		if (action->len > 0 && strcmp(tg_buf_cstr(action), "DUNNO") != 0)
+			return TG_OK;
+	}
+	tg_buf_reset(action);
+	tg_buf_puts(action, "DUNNO");
+	return TG_OK;
+}
