@@ -2,7 +2,7 @@
 noinst_LIBRARIES += lib/libtollgate.a
 lib_libtollgate_a_SOURCES = \
 	lib/util.c lib/buf.c lib/log.c lib/conf.c lib/netlist.c \
-	lib/dns.c lib/authres.c \
+	lib/dns.c lib/authres.c lib/daemon.c include/tollgate/daemon.h \
 	lib/store.c lib/store_lmdb.c lib/store_redis.c lib/store_redis_async.c \
 	lib/store_redis_lua.c lib/store_int.h lib/store_redis_int.h \
 	include/tollgate/store.h \

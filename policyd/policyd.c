@@ -41,6 +41,7 @@
 #include <event2/listener.h>
 
 #include "tollgate/buf.h"
+#include "tollgate/daemon.h"
 #include "tollgate/log.h"
 #include "tollgate/pipeline.h"
 #include "tollgate/policyd.h"
@@ -397,80 +398,6 @@ pd_args(int argc, char **argv, struct pd_args *a)
 		pd_usage();
 }
 
-/* pd_daemonize - fork; the parent waits until start-up went well */
-static int
-pd_daemonize(void)
-{
-	char	buf[600];
-	ssize_t	n;
-	int	fds[2];
-	pid_t	pid;
-
-	if (pipe(fds) == -1)
-		tg_fatal(EX_OSERR, "pipe");
-	if ((pid = fork()) == -1)
-		tg_fatal(EX_OSERR, "fork");
-	if (pid > 0) {
-		(void)close(fds[1]);
-		n = read(fds[0], buf, sizeof(buf) - 1);
-		if (n == 2 && memcmp(buf, "ok", 2) == 0)
-			_exit(0);
-		buf[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "tollgate-policyd: %s\n",
-		    n > 0 ? buf : "start-up failed");
-		_exit(EX_CONFIG);
-	}
-	(void)close(fds[0]);
-	if (setsid() == -1)
-		tg_fatal(EX_OSERR, "setsid");
-	return fds[1];
-}
-
-/* pd_ready - tell the waiting parent how start-up went */
-static void
-pd_ready(int fd, const char *error)
-{
-	const char	*msg = error != NULL ? error : "ok";
-	int		 null;
-
-	if (fd < 0)
-		return;
-	(void)!write(fd, msg, strlen(msg));
-	(void)close(fd);
-	if (error == NULL && (null = open("/dev/null", O_RDWR)) != -1) {
-		(void)dup2(null, STDIN_FILENO);
-		(void)dup2(null, STDOUT_FILENO);
-		(void)dup2(null, STDERR_FILENO);
-		if (null > STDERR_FILENO)
-			(void)close(null);
-	}
-}
-
-/* pd_fail - a start-up failure: tell the parent, log, exit */
-static TG_NORETURN void
-pd_fail(int fd, int code, const char *text)
-{
-	pd_ready(fd, text);
-	tg_fatalx(code, "%s", text);
-}
-
-/* pd_pidfile - write our pid */
-static void
-pd_pidfile(int fd, const char *path)
-{
-	char	 buf[600];
-	FILE	*fp;
-
-	if (path == NULL || *path == '\0')
-		return;
-	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%ld\n",
-	    (long)getpid()) < 0 || fclose(fp) != 0) {
-		(void)snprintf(buf, sizeof(buf), "%s: %s", path,
-		    strerror(errno));
-		pd_fail(fd, EX_CANTCREAT, buf);
-	}
-}
-
 /* pd_open_listener - bind and listen on spec */
 static void
 pd_open_listener(int ready, const char *spec)
@@ -482,7 +409,7 @@ pd_open_listener(int ready, const char *spec)
 	if (!pd_listen_addr(spec, &ss, &sslen)) {
 		(void)snprintf(buf, sizeof(buf), "[policyd] listen: bad "
 		    "address \"%s\"", spec);
-		pd_fail(ready, EX_CONFIG, buf);
+		tg_daemon_fail(ready, EX_CONFIG, buf);
 	}
 	if (ss.ss_family == AF_UNIX)
 		(void)unlink(((struct sockaddr_un *)&ss)->sun_path);
@@ -492,7 +419,7 @@ pd_open_listener(int ready, const char *spec)
 	if (pd.listener == NULL) {
 		(void)snprintf(buf, sizeof(buf), "cannot listen on %s: %s",
 		    spec, strerror(errno));
-		pd_fail(ready, EX_UNAVAILABLE, buf);
+		tg_daemon_fail(ready, EX_UNAVAILABLE, buf);
 	}
 	evconnlistener_set_error_cb(pd.listener, pd_accept_error);
 }
@@ -509,14 +436,14 @@ pd_start(int ready, const struct pd_args *a)
 	memset(&opts, 0, sizeof(opts));
 	opts.confdir = a->confdir;
 	if (tg_pipeline_load(&opts, &err) != TG_OK)
-		pd_fail(ready, EX_CONFIG, err.text);
+		tg_daemon_fail(ready, EX_CONFIG, err.text);
 	tg_store_conf_loaded(&sc);
 	if ((pd.store = tg_store_open(&sc, &err)) == NULL)
-		pd_fail(ready, EX_UNAVAILABLE, err.text);
+		tg_daemon_fail(ready, EX_UNAVAILABLE, err.text);
 	env.store = pd.store;
 	env.dns = tg_pipeline_dns();
 	if (pd_checks_init(&env, &err) != TG_OK)
-		pd_fail(ready, EX_CONFIG, err.text);
+		tg_daemon_fail(ready, EX_CONFIG, err.text);
 }
 
 /* main - start up, then run the loop until a signal */
@@ -533,11 +460,11 @@ main(int argc, char **argv)
 	pd_args(argc, argv, &a);
 	tg_log_open("tollgate-policyd", a.foreground);
 	if (!a.foreground)
-		ready = pd_daemonize();
+		ready = tg_daemonize("tollgate-policyd");
 	(void)signal(SIGPIPE, SIG_IGN);
 	pd_start(ready, &a);
 	if ((pd.base = event_base_new()) == NULL)
-		pd_fail(ready, EX_OSERR, "event_base_new failed");
+		tg_daemon_fail(ready, EX_OSERR, "event_base_new failed");
 	spec = a.listen != NULL ? a.listen : pd_conf.listen;
 	pd_open_listener(ready, spec);
 	sigterm = evsignal_new(pd.base, SIGTERM, pd_stop, NULL);
@@ -548,11 +475,11 @@ main(int argc, char **argv)
 	if (sigterm == NULL || sigint == NULL || pd.sweep == NULL ||
 	    evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint,
 	    NULL) != 0 || event_add(pd.sweep, &tv) != 0)
-		pd_fail(ready, EX_OSERR, "cannot set up events");
-	pd_pidfile(ready, a.pidfile != NULL ? a.pidfile : pd_conf.pid_file);
+		tg_daemon_fail(ready, EX_OSERR, "cannot set up events");
+	tg_daemon_pidfile(ready, a.pidfile != NULL ? a.pidfile : pd_conf.pid_file);
 	tg_log_notice(NULL, "listening on %s store=%s checks=%s", spec,
 	    tg_store_backend_name(pd.store), pd_conf.checks);
-	pd_ready(ready, NULL);
+	tg_daemon_ready(ready, NULL);
 	if (event_base_dispatch(pd.base) == -1)
 		tg_log_errx(NULL, "event loop failed");
 	tg_log_notice(NULL, "stopping");

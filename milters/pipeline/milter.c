@@ -31,6 +31,7 @@
 
 #include "pipeline_int.h"
 #include "tollgate/buf.h"
+#include "tollgate/daemon.h"
 #include "tollgate/log.h"
 
 #ifndef TG_SYSCONFDIR
@@ -445,84 +446,6 @@ tg_milter_args(int argc, char **argv, struct tg_milter_args *a)
 		tg_milter_usage();
 }
 
-/*
- * tg_milter_daemonize - fork before any thread exists; the parent waits
- * on a pipe until the child says start-up went well (or why not), so the
- * operator sees start-up errors and the exit status tells.
- */
-static int
-tg_milter_daemonize(void)
-{
-	char	buf[600];
-	ssize_t	n;
-	int	fds[2];
-	pid_t	pid;
-
-	if (pipe(fds) == -1)
-		tg_fatal(EX_OSERR, "pipe");
-	if ((pid = fork()) == -1)
-		tg_fatal(EX_OSERR, "fork");
-	if (pid > 0) {
-		(void)close(fds[1]);
-		n = read(fds[0], buf, sizeof(buf) - 1);
-		if (n == 2 && memcmp(buf, "ok", 2) == 0)
-			_exit(0);
-		buf[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "tollgate-milter: %s\n",
-		    n > 0 ? buf : "start-up failed");
-		_exit(EX_CONFIG);
-	}
-	(void)close(fds[0]);
-	if (setsid() == -1)
-		tg_fatal(EX_OSERR, "setsid");
-	return fds[1];
-}
-
-/* tg_milter_ready - tell the waiting parent how start-up went */
-static void
-tg_milter_ready(int fd, const char *error)
-{
-	const char	*msg = error != NULL ? error : "ok";
-	int		 null;
-
-	if (fd < 0)
-		return;
-	(void)!write(fd, msg, strlen(msg));
-	(void)close(fd);
-	if (error == NULL && (null = open("/dev/null", O_RDWR)) != -1) {
-		(void)dup2(null, STDIN_FILENO);
-		(void)dup2(null, STDOUT_FILENO);
-		(void)dup2(null, STDERR_FILENO);
-		if (null > STDERR_FILENO)
-			(void)close(null);
-	}
-}
-
-/* tg_milter_fail - a start-up failure: tell the parent, log, exit */
-static TG_NORETURN void
-tg_milter_fail(int fd, int code, const char *text)
-{
-	tg_milter_ready(fd, text);
-	tg_fatalx(code, "%s", text);
-}
-
-/* tg_milter_pidfile - write our pid */
-static void
-tg_milter_pidfile(int fd, const char *path)
-{
-	char	 buf[600];
-	FILE	*fp;
-
-	if (path == NULL || *path == '\0')
-		return;
-	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%ld\n",
-	    (long)getpid()) < 0 || fclose(fp) != 0) {
-		(void)snprintf(buf, sizeof(buf), "%s: %s", path,
-		    strerror(errno));
-		tg_milter_fail(fd, EX_CANTCREAT, buf);
-	}
-}
-
 /* main - start up, then let libmilter run the connections */
 int
 main(int argc, char **argv)
@@ -538,23 +461,23 @@ main(int argc, char **argv)
 	tg_milter_args(argc, argv, &a);
 	tg_log_open("tollgate-milter", a.foreground);
 	if (!a.foreground)
-		ready = tg_milter_daemonize();
+		ready = tg_daemonize("tollgate-milter");
 	memset(&opts, 0, sizeof(opts));
 	opts.confdir = a.confdir;
 	if (tg_pipeline_init(&opts, &err) != TG_OK)
-		tg_milter_fail(ready, EX_CONFIG, err.text);
+		tg_daemon_fail(ready, EX_CONFIG, err.text);
 	sock = a.socket != NULL ? a.socket : tg_core_conf.socket;
 	if (smfi_setconn((char *)sock) != MI_SUCCESS ||
 	    smfi_register(tg_milter_desc) != MI_SUCCESS ||
 	    smfi_opensocket(true) != MI_SUCCESS) {
 		(void)snprintf(buf, sizeof(buf), "cannot listen on %s", sock);
-		tg_milter_fail(ready, EX_UNAVAILABLE, buf);
+		tg_daemon_fail(ready, EX_UNAVAILABLE, buf);
 	}
 	tg_milter_nodelay();
-	tg_milter_pidfile(ready, a.pidfile != NULL ? a.pidfile :
+	tg_daemon_pidfile(ready, a.pidfile != NULL ? a.pidfile :
 	    tg_core_conf.pid_file);
 	tg_log_notice(NULL, "listening on %s", sock);
-	tg_milter_ready(ready, NULL);
+	tg_daemon_ready(ready, NULL);
 	rc = smfi_main();
 	tg_log_notice(NULL, "stopping");
 	tg_pipeline_fini();
