@@ -5,6 +5,7 @@
 noinst_LIBRARIES += policyd/libtg_policyd.a
 policyd_libtg_policyd_a_SOURCES = \
 	policyd/policyd_proto.c policyd/policyd_check.c policyd/greylist.c \
+	policyd/quota.c \
 	include/tollgate/policyd.h
 TG_POLICYD_LIBS = policyd/libtg_policyd.a
 
@@ -25,4 +26,11 @@ policyd_policyd_proto_test_LDADD = $(TG_POLICYD_LIBS) $(TG_CORE_LIBS) \
 policyd_greylist_test_SOURCES = policyd/greylist_test.c
 policyd_greylist_test_CFLAGS = $(TG_TEST_CFLAGS)
 policyd_greylist_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
+	milters/pipeline/libtg_pipeline.a $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += policyd/quota_test
+TESTS += policyd/quota_test
+policyd_quota_test_SOURCES = policyd/quota_test.c
+policyd_quota_test_CFLAGS = $(TG_TEST_CFLAGS)
+policyd_quota_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
 	milters/pipeline/libtg_pipeline.a $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)

@@ -3,7 +3,7 @@
  *
  * Checks are listed here in their built-in order; [policyd] checks
  * enables some of them and says in which order they run.  A new check
- * (quotas) adds its descriptor to pd_registry and nothing else: its
+ * adds its descriptor to pd_registry and nothing else: its
  * config section follows from the table.  Everything here is set up at
  * start-up and read-only afterwards; the event loop's thread calls
  * pd_checks_run.
@@ -17,6 +17,7 @@
 
 static const struct pd_check *const pd_registry[] = {
 	&pd_check_greylist,
+	&pd_check_quota,
 };
 
 struct pd_conf pd_conf;

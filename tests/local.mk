@@ -17,7 +17,8 @@ TG_INTEGRATION_TESTS = \
 	tests/integration/dmarc_report.test \
 	tests/integration/opendmarc.test \
 	tests/integration/ratelimit.test \
-	tests/integration/policyd.test
+	tests/integration/policyd.test \
+	tests/integration/policyd_quota.test
 TESTS += $(TG_INTEGRATION_TESTS)
 
 # The scripts find lib.sh, data and the milter binary through these,

@@ -97,6 +97,7 @@ struct pd_check {
 };
 
 extern const struct pd_check pd_check_greylist;
+extern const struct pd_check pd_check_quota;
 /* pd_greylist_set_clock - tests only: greylisting's idea of now */
 void	pd_greylist_set_clock(time_t (*)(void));
 
