@@ -9,5 +9,6 @@ int	ctl_scan(int, char **);
 int	ctl_config(int, char **);
 int	ctl_dmarc(int, char **);
 int	ctl_spf(int, char **);
+int	ctl_quota(int, char **);
 
 #endif

@@ -33,6 +33,8 @@ static const struct {
 	    "reports" },
 	{ "spf", ctl_spf, "spf [-c DIR] [--engine E] [--zone FILE]... IP HELO "
 	    "SENDER   one SPF check" },
+	{ "quota", ctl_quota, "quota [-c DIR] show KEY | list [PREFIX] | "
+	    "reset KEY   sending-quota counters" },
 };
 
 /* ctl_usage - list the commands */

@@ -105,6 +105,14 @@ rl_init(const struct tg_env *env, struct tg_err *err)
 	return TG_OK;
 }
 
+/* tg_ratelimit_rules - the loaded rules_file and exempt settings */
+void
+tg_ratelimit_rules(const char **rules_file, const char **exempt)
+{
+	*rules_file = rl_conf.rules_file;
+	*exempt = rl_conf.exempt;
+}
+
 /* rl_fini - release the policy and the store */
 static void
 rl_fini(void)
