@@ -63,8 +63,6 @@ static pthread_mutex_t			 tg_store_lmdb_lock =
 static struct tg_store_lmdb_env		*tg_store_lmdb_envs;
 
 static enum tg_status	tg_store_lmdb_err(struct tg_err *, const char *, int);
-static void	tg_store_lmdb_put64(unsigned char *, uint64_t);
-static uint64_t	tg_store_lmdb_get64(const unsigned char *);
 static struct tg_store_lmdb_env *tg_store_lmdb_env_open(const char *, size_t,
 		    struct tg_err *);
 static enum tg_status	tg_store_lmdb_load(MDB_txn *, MDB_dbi, const char *,
@@ -100,28 +98,6 @@ tg_store_lmdb_err(struct tg_err *err, const char *what, int rc)
 	}
 	return tg_err_set(err, st, "store: embedded: %s: %s", what,
 	    mdb_strerror(rc));
-}
-
-/* tg_store_lmdb_put64 - big-endian, so keys sort by number */
-static void
-tg_store_lmdb_put64(unsigned char *p, uint64_t v)
-{
-	int	i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-/* tg_store_lmdb_get64 - the inverse */
-static uint64_t
-tg_store_lmdb_get64(const unsigned char *p)
-{
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 /* tg_store_lmdb_env_open - a new environment (list lock held) */
@@ -269,8 +245,8 @@ tg_store_lmdb_load(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t now,
 			break;
 		if (k.mv_size == klen) {
 			if (v.mv_size == 16) {
-				meta[0] = tg_store_lmdb_get64(v.mv_data);
-				meta[1] = tg_store_lmdb_get64(
+				meta[0] = tg_get_be64(v.mv_data);
+				meta[1] = tg_get_be64(
 				    (unsigned char *)v.mv_data + 8);
 			}
 			continue;
@@ -278,11 +254,11 @@ tg_store_lmdb_load(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t now,
 		if (k.mv_size != klen + 8 || v.mv_size != 24)
 			continue;
 		p = v.mv_data;
-		e.id = tg_store_lmdb_get64((const unsigned char *)k.mv_data +
+		e.id = tg_get_be64((const unsigned char *)k.mv_data +
 		    klen);
-		e.t = tg_store_lmdb_get64(p);
-		e.amount = tg_store_lmdb_get64(p + 8);
-		e.expires = tg_store_lmdb_get64(p + 16);
+		e.t = tg_get_be64(p);
+		e.amount = tg_get_be64(p + 8);
+		e.expires = tg_get_be64(p + 16);
 		if (tg_store_entry_leaves(&e, window) <= now) {
 			/* A failed delete must not look like the end. */
 			if (prune && (rc = mdb_cursor_del(cur, 0)) != 0)
@@ -348,8 +324,8 @@ tg_store_lmdb_reserve(void *arg, const char *key, uint64_t window,
 		meta[0] = now * 1000;
 	q->id = ++meta[0];
 	memcpy(kb, key, klen);
-	tg_store_lmdb_put64(vb, meta[0]);
-	tg_store_lmdb_put64(vb + 8, meta[1] > now + window ? meta[1] :
+	tg_put_be64(vb, meta[0]);
+	tg_put_be64(vb + 8, meta[1] > now + window ? meta[1] :
 	    now + window);
 	k.mv_data = kb;
 	k.mv_size = klen;
@@ -357,11 +333,11 @@ tg_store_lmdb_reserve(void *arg, const char *key, uint64_t window,
 	v.mv_size = 16;
 	if ((rc = mdb_put(txn, l->e->quota, &k, &v, 0)) != 0)
 		goto fail;
-	tg_store_lmdb_put64(kb + klen, meta[0]);
+	tg_put_be64(kb + klen, meta[0]);
 	k.mv_size = klen + 8;
-	tg_store_lmdb_put64(vb, now);
-	tg_store_lmdb_put64(vb + 8, amount);
-	tg_store_lmdb_put64(vb + 16, now + ttl);
+	tg_put_be64(vb, now);
+	tg_put_be64(vb + 8, amount);
+	tg_put_be64(vb + 16, now + ttl);
 	v.mv_size = 24;
 	if ((rc = mdb_put(txn, l->e->quota, &k, &v, 0)) != 0)
 		goto fail;
@@ -388,7 +364,7 @@ tg_store_lmdb_settle(struct tg_store_lmdb *l, const char *key, uint64_t id,
 	int		 rc;
 
 	memcpy(kb, key, klen);
-	tg_store_lmdb_put64(kb + klen, id);
+	tg_put_be64(kb + klen, id);
 	k.mv_data = kb;
 	k.mv_size = klen + 8;
 	if ((rc = mdb_txn_begin(l->e->env, NULL, 0, &txn)) != 0)
@@ -401,12 +377,12 @@ tg_store_lmdb_settle(struct tg_store_lmdb *l, const char *key, uint64_t id,
 		    mdb_strerror(rc));
 	}
 	memcpy(vb, v.mv_data, 24);
-	expires = tg_store_lmdb_get64(vb + 16);
+	expires = tg_get_be64(vb + 16);
 	lapsed = expires != 0 && expires <= tg_store_now_ms();
 	if (refund || lapsed)
 		rc = mdb_del(txn, l->e->quota, &k, NULL);
 	else if (expires != 0) {
-		tg_store_lmdb_put64(vb + 16, 0);
+		tg_put_be64(vb + 16, 0);
 		v.mv_data = vb;
 		rc = mdb_put(txn, l->e->quota, &k, &v, 0);
 	}
@@ -560,7 +536,7 @@ tg_store_lmdb_kv_read(struct tg_store_lmdb *l, MDB_txn *txn,
 	if (v->mv_size < 8)
 		return tg_err_set(err, TG_NOTFOUND, "store: embedded: kv: "
 		    "damaged record");
-	*expires = tg_store_lmdb_get64(v->mv_data);
+	*expires = tg_get_be64(v->mv_data);
 	if (*expires != 0 && *expires <= tg_store_now_ms())
 		return tg_err_set(err, TG_NOTFOUND, "store: embedded: kv: "
 		    "expired");
@@ -582,7 +558,7 @@ tg_store_lmdb_kv_write(struct tg_store_lmdb *l, MDB_txn *txn,
 	v.mv_size = len + 8;
 	if ((rc = mdb_put(txn, l->e->kv, &k, &v, MDB_RESERVE)) != 0)
 		return rc;
-	tg_store_lmdb_put64(v.mv_data, expires);
+	tg_put_be64(v.mv_data, expires);
 	memcpy((char *)v.mv_data + 8, value, len);
 	return 0;
 }
@@ -715,7 +691,7 @@ tg_store_lmdb_swept(const MDB_val *k, const MDB_val *v, bool quota,
 	uint64_t	t;
 
 	if (!quota) {
-		t = v->mv_size >= 8 ? tg_store_lmdb_get64(v->mv_data) : 0;
+		t = v->mv_size >= 8 ? tg_get_be64(v->mv_data) : 0;
 		return t != 0 && t <= now;
 	}
 	if (*deadlen != 0 && k->mv_size > *deadlen &&
@@ -726,7 +702,7 @@ tg_store_lmdb_swept(const MDB_val *k, const MDB_val *v, bool quota,
 	    (char *)k->mv_data + k->mv_size - 1 || v->mv_size != 16 ||
 	    k->mv_size > TG_STORE_KEY_MAX + 1)
 		return false;
-	t = tg_store_lmdb_get64((unsigned char *)v->mv_data + 8);
+	t = tg_get_be64((unsigned char *)v->mv_data + 8);
 	if (t == 0 || t > now)
 		return false;
 	memcpy(dead, k->mv_data, k->mv_size);

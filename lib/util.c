@@ -82,6 +82,18 @@ tg_strdup(const char *s)
 	return tg_strndup(s, strlen(s));
 }
 
+/* tg_strv_free - see util.h */
+char **
+tg_strv_free(char **v)
+{
+	size_t	i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+	return NULL;
+}
+
 /* tg_strndup - a copy of at most n bytes of s, NUL-terminated */
 char *
 tg_strndup(const char *s, size_t n)

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "tg_test.h"
 #include "tollgate/pipeline.h"
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
@@ -75,22 +76,13 @@ gt_stop(void)
 static int
 setup(void **state)
 {
-	FILE	*fp;
-	char	*path;
-
 	(void)state;
-	if (mkdtemp(gt_dir) == NULL)
-		return -1;
-	path = tg_printf_dup("%s/zone", gt_dir);
-	fp = fopen(path, "w");
-	free(path);
-	if (fp == NULL)
-		return -1;
-	fprintf(fp, "pool.example. 300 IN SOA ns. host. 1 3600 600 86400 300\n"
+	if (mkdtemp(gt_dir) == NULL || !tg_test_write(gt_dir, "zone",
+	    "pool.example. 300 IN SOA ns. host. 1 3600 600 86400 300\n"
 	    "pool.example. 300 IN TXT \"v=spf1 ip4:203.0.113.0/24 "
 	    "ip4:198.18.0.0/24 -all\"\n"
-	    "example.org. 300 IN SOA ns. host. 1 3600 600 86400 300\n");
-	fclose(fp);
+	    "example.org. 300 IN SOA ns. host. 1 3600 600 86400 300\n"))
+		return -1;
 	pd_greylist_set_clock(gt_clock);
 	return 0;
 }
@@ -99,12 +91,9 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
 	(void)state;
 	pd_greylist_set_clock(NULL);
-	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gt_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tg_test_rmtree(gt_dir) ? 0 : -1;
 }
 
 struct gt_step {

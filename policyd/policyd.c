@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +46,6 @@
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
 
-#ifndef TG_SYSCONFDIR
-#define TG_SYSCONFDIR "/etc"
-#endif
 
 /* The input we hold for one client: a whole request plus one line. */
 #define PD_INPUT_MAX	(PD_REQUEST_MAX + PD_LINE_MAX + 2)
@@ -339,65 +335,6 @@ pd_listen_addr(const char *spec, struct sockaddr_storage *ss,
 	return inet_pton(AF_INET, addr, &sin->sin_addr) == 1;
 }
 
-/* pd_usage - the command line, then exit */
-static TG_NORETURN void
-pd_usage(void)
-{
-	fprintf(stderr, "usage: tollgate-policyd [-f] [-c confdir] "
-	    "[-p listen] [-P pidfile]\n       tollgate-policyd "
-	    "--print-defaults\n");
-	exit(EX_USAGE);
-}
-
-struct pd_args {
-	const char	*confdir;
-	const char	*listen;
-	const char	*pidfile;
-	bool		 foreground;
-};
-
-/* pd_args - parse the command line */
-static void
-pd_args(int argc, char **argv, struct pd_args *a)
-{
-	static const struct option longopts[] = {
-		{ "print-defaults", no_argument, NULL, 'D' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const struct tg_conf_section	*secs;
-	size_t				 n;
-	int				 ch;
-
-	a->confdir = TG_SYSCONFDIR "/tollgate/conf.d";
-	while ((ch = getopt_long(argc, argv, "c:fp:P:", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			a->confdir = optarg;
-			break;
-		case 'f':
-			a->foreground = true;
-			break;
-		case 'p':
-			a->listen = optarg;
-			break;
-		case 'P':
-			a->pidfile = optarg;
-			break;
-		case 'D':
-			secs = tg_pipeline_sections(&n);
-			tg_conf_defaults(secs, n);
-			tg_conf_print_defaults(stdout, secs, n);
-			tg_conf_free(secs, n);
-			exit(0);
-		default:
-			pd_usage();
-		}
-	}
-	if (optind != argc)
-		pd_usage();
-}
-
 /* pd_open_listener - bind and listen on spec */
 static void
 pd_open_listener(int ready, const char *spec)
@@ -426,7 +363,7 @@ pd_open_listener(int ready, const char *spec)
 
 /* pd_start - configuration, store, checks */
 static void
-pd_start(int ready, const struct pd_args *a)
+pd_start(int ready, const struct tg_daemon_args *a)
 {
 	struct tg_pipeline_opts	 opts;
 	struct tg_store_conf	 sc;
@@ -450,14 +387,13 @@ pd_start(int ready, const struct pd_args *a)
 int
 main(int argc, char **argv)
 {
-	struct pd_args	 a;
+	struct tg_daemon_args	 a;
 	struct event	*sigterm, *sigint;
 	struct timeval	 tv;
 	const char	*spec;
 	int		 ready = -1;
 
-	memset(&a, 0, sizeof(a));
-	pd_args(argc, argv, &a);
+	tg_daemon_args(argc, argv, "tollgate-policyd", "listen", &a);
 	tg_log_open("tollgate-policyd", a.foreground);
 	if (!a.foreground)
 		ready = tg_daemonize("tollgate-policyd");

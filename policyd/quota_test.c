@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "tg_test.h"
 #include "tollgate/pipeline.h"
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
@@ -84,19 +85,10 @@ qt_stop(void)
 static int
 setup(void **state)
 {
-	FILE	*fp;
-	char	*path;
-
 	(void)state;
-	if (mkdtemp(qt_dir) == NULL)
+	if (mkdtemp(qt_dir) == NULL || !tg_test_write(qt_dir, "rules",
+	    qt_rules))
 		return -1;
-	path = tg_printf_dup("%s/rules", qt_dir);
-	fp = fopen(path, "w");
-	free(path);
-	if (fp == NULL)
-		return -1;
-	fputs(qt_rules, fp);
-	fclose(fp);
 	return 0;
 }
 
@@ -104,11 +96,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
 	(void)state;
-	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", qt_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tg_test_rmtree(qt_dir) ? 0 : -1;
 }
 
 struct qt_step {

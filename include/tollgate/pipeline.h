@@ -115,4 +115,21 @@ enum tg_verdict	tg_scan_message(const struct tg_scan_env *, const char *,
 char		*tg_apply_edits(const struct tg_ctx *, const char *, size_t,
 		    size_t *);
 
+/*
+ * The daemons' common command line (tollgate-milter, tollgate-policyd):
+ * -f foreground, -c confdir (default $sysconfdir/tollgate/conf.d), -p
+ * where to listen, -P pid file, --print-defaults (every section the
+ * pipeline knows, then exit 0).  A bad command line prints usage, with
+ * listen_word naming -p's argument, and exits EX_USAGE.  Strings point
+ * into argv.
+ */
+struct tg_daemon_args {
+	const char	*confdir;
+	const char	*listen;	/* NULL: from the configuration */
+	const char	*pidfile;	/* NULL: from the configuration */
+	bool		 foreground;
+};
+void		tg_daemon_args(int, char **, const char *progname,
+		    const char *listen_word, struct tg_daemon_args *);
+
 #endif

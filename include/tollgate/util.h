@@ -49,6 +49,9 @@ void	*tg_reallocarray(void *, size_t, size_t);
 char	*tg_strdup(const char *);
 char	*tg_strndup(const char *, size_t);
 char	*tg_printf_dup(const char *, ...) TG_PRINTF(1, 2);
+/* tg_strv_free - free a NULL-terminated list of strings; NULL-safe,
+ * returns NULL */
+char	**tg_strv_free(char **);
 
 /*
  * Checked parsers: they accept the whole string or nothing, and return
@@ -71,5 +74,29 @@ char	*tg_trim(char *);
 
 /* tg_read_file - whole file into a NUL-terminated string the caller owns */
 enum tg_status	tg_read_file(const char *, char **, size_t *, struct tg_err *);
+
+/*
+ * tg_put_be64, tg_get_be64 - a 64-bit number as 8 big-endian bytes, the
+ * form in which store keys sort by number
+ */
+static inline void
+tg_put_be64(unsigned char *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static inline uint64_t
+tg_get_be64(const unsigned char *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
 
 #endif

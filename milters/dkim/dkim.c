@@ -148,18 +148,6 @@ dkim_words(const char *text, const char *what, bool need_from,
 	return v != NULL ? v : tg_calloc(1, sizeof(*v));
 }
 
-/* dkim_words_free - a list from dkim_words; returns NULL */
-static char **
-dkim_words_free(char **v)
-{
-	size_t	i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-	return NULL;
-}
-
 /* dkim_canon_parse - "relaxed/simple", "relaxed" (body simple) ... */
 static enum tg_status
 dkim_canon_parse(const char *s, struct tg_err *err)
@@ -289,8 +277,8 @@ dkim_mod_fini(void)
 		dkim_close(dkim_rt.lib);
 	dkim_keyring_free(dkim_rt.ring);
 	memset(&dkim_rt, 0, sizeof(dkim_rt));
-	dkim_sign_list = dkim_words_free(dkim_sign_list);
-	dkim_oversign_list = dkim_words_free(dkim_oversign_list);
+	dkim_sign_list = tg_strv_free(dkim_sign_list);
+	dkim_oversign_list = tg_strv_free(dkim_oversign_list);
 }
 
 /* dkim_on_error - the operator's choice for mail we cannot judge */

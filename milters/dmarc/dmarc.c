@@ -226,18 +226,6 @@ dmarc_words(const char *text)
 	return v;
 }
 
-/* dmarc_words_free - a list from dmarc_words; returns NULL */
-static char **
-dmarc_words_free(char **v)
-{
-	size_t	i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-	return NULL;
-}
-
 /* dmarc_init - the PSL, local overrides and the report store */
 static enum tg_status
 dmarc_init(const struct tg_env *env, struct tg_err *err)
@@ -271,7 +259,7 @@ dmarc_fini(void)
 {
 	dmarc_store = dmarc_report_close(dmarc_store);
 	dmarc_forwarders = tg_netlist_free(dmarc_forwarders);
-	dmarc_noenforce = dmarc_words_free(dmarc_noenforce);
+	dmarc_noenforce = tg_strv_free(dmarc_noenforce);
 	if (dmarc_conf.org_domain == DMARC_ORG_PSL)
 		dmarc_lib_psl_unload();
 }

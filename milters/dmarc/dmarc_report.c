@@ -92,8 +92,6 @@ static const char dmarc_report_seq_key[] = "seq";
 
 static enum tg_status	dmarc_report_mdb_err(struct tg_err *, const char *,
 			    int);
-static void	dmarc_report_put_u64(unsigned char *, uint64_t);
-static uint64_t	dmarc_report_get_u64(const unsigned char *);
 static size_t	dmarc_report_key(unsigned char *, const char *, uint64_t,
 		    uint64_t);
 static bool	dmarc_report_key_split(const MDB_val *, const char *,
@@ -131,30 +129,6 @@ dmarc_report_mdb_err(struct tg_err *err, const char *what, int rc)
 	    mdb_strerror(rc));
 }
 
-/* dmarc_report_put_u64 - big-endian, so keys sort by number */
-static void
-dmarc_report_put_u64(unsigned char *p, uint64_t v)
-{
-	int	i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-/* dmarc_report_get_u64 - the inverse */
-static uint64_t
-dmarc_report_get_u64(const unsigned char *p)
-{
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* dmarc_report_lower_domain - the keyed form of a policy domain */
 bool
 dmarc_report_lower_domain(const char *in, char *out, size_t outsz)
@@ -183,8 +157,8 @@ dmarc_report_key(unsigned char *key, const char *domain, uint64_t t,
 	size_t	n = strlen(domain);
 
 	memcpy(key, domain, n + 1);
-	dmarc_report_put_u64(key + n + 1, t);
-	dmarc_report_put_u64(key + n + 9, seq);
+	tg_put_be64(key + n + 1, t);
+	tg_put_be64(key + n + 9, seq);
 	return n + 17;
 }
 
@@ -198,8 +172,8 @@ dmarc_report_key_split(const MDB_val *k, const char *domain, uint64_t *t,
 
 	if (k->mv_size != n + 17 || memcmp(p, domain, n) != 0 || p[n] != '\0')
 		return false;
-	*t = dmarc_report_get_u64(p + n + 1);
-	*seq = dmarc_report_get_u64(p + n + 9);
+	*t = tg_get_be64(p + n + 1);
+	*seq = tg_get_be64(p + n + 9);
 	return true;
 }
 
@@ -355,13 +329,13 @@ dmarc_report_next_seq(struct dmarc_report_store *s, MDB_txn *txn,
 	k.mv_size = sizeof(dmarc_report_seq_key) - 1;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == 0 && v.mv_size == 8)
-		*seq = dmarc_report_get_u64(v.mv_data) + 1;
+		*seq = tg_get_be64(v.mv_data) + 1;
 	else if (rc == MDB_NOTFOUND)
 		*seq = 1;
 	else
 		return dmarc_report_mdb_err(err, "seq", rc == 0 ?
 		    MDB_CORRUPTED : rc);
-	dmarc_report_put_u64(buf, *seq);
+	tg_put_be64(buf, *seq);
 	v.mv_data = buf;
 	v.mv_size = sizeof(buf);
 	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0)
@@ -379,7 +353,7 @@ dmarc_report_snap_seq(struct dmarc_report_store *s, MDB_txn *txn)
 	k.mv_size = sizeof(dmarc_report_seq_key) - 1;
 	if (mdb_get(txn, s->meta, &k, &v) != 0 || v.mv_size != 8)
 		return 0;
-	return dmarc_report_get_u64(v.mv_data);
+	return tg_get_be64(v.mv_data);
 }
 
 /* dmarc_report_add - one record, committed before return */

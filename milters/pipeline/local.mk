@@ -2,7 +2,7 @@
 noinst_LIBRARIES += milters/pipeline/libtg_pipeline.a
 milters_pipeline_libtg_pipeline_a_SOURCES = \
 	milters/pipeline/ctx.c milters/pipeline/stage.c \
-	milters/pipeline/registry.c milters/pipeline/scan.c \
+	milters/pipeline/registry.c milters/pipeline/scan.c milters/pipeline/args.c \
 	milters/pipeline/pipeline_int.h include/tollgate/pipeline.h
 # Static libraries in link order: a module after the ones that use it.
 TG_PIPELINE_LIBS = milters/pipeline/libtg_pipeline.a $(TG_POLICYD_LIBS) \

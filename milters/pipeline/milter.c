@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +33,6 @@
 #include "tollgate/daemon.h"
 #include "tollgate/log.h"
 
-#ifndef TG_SYSCONFDIR
-#define TG_SYSCONFDIR "/etc"
-#endif
 
 /* One MTA connection: our context plus what was negotiated. */
 struct tg_conn {
@@ -388,77 +384,18 @@ tg_milter_nodelay(void)
 	}
 }
 
-/* tg_milter_usage - the command line, then exit */
-static TG_NORETURN void
-tg_milter_usage(void)
-{
-	fprintf(stderr, "usage: tollgate-milter [-f] [-c confdir] [-p socket] "
-	    "[-P pidfile]\n       tollgate-milter --print-defaults\n");
-	exit(EX_USAGE);
-}
-
-struct tg_milter_args {
-	const char	*confdir;
-	const char	*socket;
-	const char	*pidfile;
-	bool		 foreground;
-};
-
-/* tg_milter_args - parse the command line */
-static void
-tg_milter_args(int argc, char **argv, struct tg_milter_args *a)
-{
-	static const struct option longopts[] = {
-		{ "print-defaults", no_argument, NULL, 'D' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const struct tg_conf_section	*secs;
-	size_t				 n;
-	int				 ch;
-
-	a->confdir = TG_SYSCONFDIR "/tollgate/conf.d";
-	while ((ch = getopt_long(argc, argv, "c:fp:P:", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			a->confdir = optarg;
-			break;
-		case 'f':
-			a->foreground = true;
-			break;
-		case 'p':
-			a->socket = optarg;
-			break;
-		case 'P':
-			a->pidfile = optarg;
-			break;
-		case 'D':
-			secs = tg_pipeline_sections(&n);
-			tg_conf_defaults(secs, n);
-			tg_conf_print_defaults(stdout, secs, n);
-			tg_conf_free(secs, n);
-			exit(0);
-		default:
-			tg_milter_usage();
-		}
-	}
-	if (optind != argc)
-		tg_milter_usage();
-}
-
 /* main - start up, then let libmilter run the connections */
 int
 main(int argc, char **argv)
 {
-	struct tg_milter_args	 a;
+	struct tg_daemon_args	 a;
 	struct tg_pipeline_opts	 opts;
 	struct tg_err		 err;
 	const char		*sock;
 	char			 buf[600];
 	int			 ready = -1, rc;
 
-	memset(&a, 0, sizeof(a));
-	tg_milter_args(argc, argv, &a);
+	tg_daemon_args(argc, argv, "tollgate-milter", "socket", &a);
 	tg_log_open("tollgate-milter", a.foreground);
 	if (!a.foreground)
 		ready = tg_daemonize("tollgate-milter");
@@ -466,7 +403,7 @@ main(int argc, char **argv)
 	opts.confdir = a.confdir;
 	if (tg_pipeline_init(&opts, &err) != TG_OK)
 		tg_daemon_fail(ready, EX_CONFIG, err.text);
-	sock = a.socket != NULL ? a.socket : tg_core_conf.socket;
+	sock = a.listen != NULL ? a.listen : tg_core_conf.socket;
 	if (smfi_setconn((char *)sock) != MI_SUCCESS ||
 	    smfi_register(tg_milter_desc) != MI_SUCCESS ||
 	    smfi_opensocket(true) != MI_SUCCESS) {

@@ -5,13 +5,18 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tg_test.h"
 #include "tollgate/buf.h"
 #include "tollgate/log.h"
+#include "tollgate/util.h"
 
 static struct tg_buf	tg_test_logbuf;
 static pthread_mutex_t	tg_test_loglock = PTHREAD_MUTEX_INITIALIZER;
@@ -81,4 +86,37 @@ tg_test_zone_txt(const char *name, const char *value)
 	}
 	tg_buf_putc(&b, '\n');
 	return tg_buf_steal(&b);
+}
+
+/* tg_test_write - see tg_test.h */
+bool
+tg_test_write(const char *dir, const char *name, const char *text)
+{
+	char	*path;
+	size_t	 len = strlen(text);
+	int	 fd;
+	bool	 ok;
+
+	path = tg_printf_dup("%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	free(path);
+	if (fd == -1)
+		return false;
+	ok = write(fd, text, len) == (ssize_t)len;
+	return close(fd) == 0 && ok;
+}
+
+/* tg_test_rmtree - see tg_test.h; the name is one we made, quoted */
+bool
+tg_test_rmtree(const char *dir)
+{
+	char	*cmd;
+	bool	 ok;
+
+	if (strchr(dir, '\'') != NULL)
+		return false;
+	cmd = tg_printf_dup("rm -rf '%s'", dir);
+	ok = system(cmd) == 0;
+	free(cmd);
+	return ok;
 }

@@ -5,6 +5,8 @@
 #ifndef TG_TEST_H
 #define TG_TEST_H
 
+#include <stdbool.h>
+
 /*
  * Log capture: from tg_test_log_init on, every log line goes to a
  * buffer instead of stderr; tg_test_log is what was logged since the
@@ -21,5 +23,14 @@ const char	*tg_test_log(void);
  * owns the result
  */
 char		*tg_test_zone_txt(const char *name, const char *value);
+
+/*
+ * Scratch files: tg_test_write puts text into dir/name (mode 0600) and
+ * returns false when it cannot; tg_test_rmtree removes a scratch
+ * directory and everything in it, false when that fails.
+ */
+bool		 tg_test_write(const char *dir, const char *name,
+		    const char *text);
+bool		 tg_test_rmtree(const char *dir);
 
 #endif
