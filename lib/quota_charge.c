@@ -299,45 +299,13 @@ tg_quota_store_failed(struct tg_quota_charge *c, struct tg_quota_result *res,
 }
 
 /*
- * tg_quota_reserve_one - reserve one charge; false when the message
- * must stop here (res says why)
+ * tg_quota_over - c is over its limit: a shadow rule only notes it (the
+ * first one, true); any other stops the message (false)
  */
 static bool
-tg_quota_reserve_one(struct tg_store *store, struct tg_quota_charge *c,
-    uint64_t ttl_ms, struct tg_quota_result *res)
+tg_quota_over(struct tg_quota_charge *c, uint64_t retry,
+    struct tg_quota_result *res)
 {
-	struct tg_store_quota	q;
-	struct tg_err		err;
-	uint64_t		retry;
-
-	if (c->rule->key == TG_QUOTA_KEY_MESSAGE) {
-		c->used = c->amount;
-		if (c->amount <= c->max)
-			return true;
-		retry = 0;
-	} else {
-		if (tg_store_reserve(store, c->key, c->rule->window_ms, c->max,
-		    c->amount, ttl_ms, &q, &err) != TG_OK)
-			return tg_quota_store_failed(c, res, err.text);
-		c->approximate = q.approximate;
-		if (q.admitted) {
-			c->reserved = true;
-			c->id = q.id;
-		}
-		if (q.approximate) {
-			res->approximate = true;
-			if (c->rule->on_error != TG_QUOTA_ON_ERROR_LOCAL) {
-				/* The rule asked not to trust a local count. */
-				(void)tg_quota_refund_one(store, c);
-				return tg_quota_store_failed(c, res,
-				    "store failing, local count not wanted");
-			}
-		}
-		c->used = q.used;
-		if (q.admitted)
-			return true;
-		retry = q.retry_after_ms;
-	}
 	if (c->rule->shadow) {
 		if (res->shadow_hit == NULL) {
 			res->shadow_hit = c;
@@ -349,6 +317,61 @@ tg_quota_reserve_one(struct tg_store *store, struct tg_quota_charge *c,
 	res->hit = c;
 	res->retry_after_ms = retry;
 	return false;
+}
+
+/* tg_quota_reserve_answer - see quota.h */
+bool
+tg_quota_reserve_answer(struct tg_quota_charge *c, enum tg_status st,
+    const struct tg_store_quota *q, const char *why,
+    struct tg_quota_result *res)
+{
+	if (st != TG_OK)
+		return tg_quota_store_failed(c, res, why);
+	c->approximate = q->approximate;
+	if (q->admitted) {
+		c->reserved = true;
+		c->id = q->id;
+	}
+	if (q->approximate) {
+		res->approximate = true;
+		/* The rule asked not to trust a local count: it is given
+		 * back with the others when the message stops. */
+		if (c->rule->on_error != TG_QUOTA_ON_ERROR_LOCAL)
+			return tg_quota_store_failed(c, res,
+			    "store failing, local count not wanted");
+	}
+	c->used = q->used;
+	if (q->admitted)
+		return true;
+	return tg_quota_over(c, q->retry_after_ms, res);
+}
+
+/*
+ * tg_quota_reserve_one - reserve one charge; false when the message
+ * must stop here (res says why; the caller refunds the plan)
+ */
+static bool
+tg_quota_reserve_one(struct tg_store *store, struct tg_quota_charge *c,
+    uint64_t ttl_ms, struct tg_quota_result *res)
+{
+	struct tg_store_quota	q;
+	struct tg_err		err;
+	enum tg_status		st;
+	bool			ok;
+
+	if (c->rule->key == TG_QUOTA_KEY_MESSAGE) {
+		c->used = c->amount;
+		return c->amount <= c->max || tg_quota_over(c, 0, res);
+	}
+	st = tg_store_reserve(store, c->key, c->rule->window_ms, c->max,
+	    c->amount, ttl_ms, &q, &err);
+	ok = tg_quota_reserve_answer(c, st, &q, err.text, res);
+	/* A local count the rule does not want goes back now, even when
+	 * on_error = accept lets the message go on. */
+	if (c->reserved && c->approximate &&
+	    c->rule->on_error != TG_QUOTA_ON_ERROR_LOCAL)
+		(void)tg_quota_refund_one(store, c);
+	return ok;
 }
 
 /* tg_quota_refund_one - give one reservation back; false on failure */

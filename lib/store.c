@@ -14,10 +14,7 @@
  * refund go back to it; the fallback forgets everything once the
  * backend answers again, its windows being only a stopgap.
  *
- * Asynchronous calls (tg_store_async_*) go to the backend's async_send
- * when it has one (Redis); otherwise the synchronous call answers at
- * once and the result waits in the handle's queue for the loop's next
- * turn, so no callback runs inside the call that started it.
+ * Asynchronous calls (tg_store_async_*) are in store_async.c.
  *
  * Threading: the store handle is read-only after open but for the
  * fallback, which has its own mutex.  An async handle belongs to the
@@ -25,7 +22,6 @@
  */
 #include "config.h"
 
-#include <event2/event.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,13 +30,11 @@
 
 #include "tollgate/conf.h"
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 #include "tollgate/store.h"
 #include "tollgate/util.h"
 
 #include "store_int.h"
-
-#define TG_STORE_LOCAL_ID	((uint64_t)1 << 62)
-#define TG_STORE_LOCAL_BUCKETS	256
 
 /* One counter of the fallback. */
 struct tg_store_lkey {
@@ -48,24 +42,6 @@ struct tg_store_lkey {
 	char			*key;
 	struct tg_store_entry	*ent;
 	size_t			 n, cap;
-};
-
-struct tg_store_async {
-	struct tg_store		*s;
-	struct event_base	*base;
-	struct event		*kick;		/* drains the queue */
-	void			*be;		/* the backend's, or NULL */
-	struct tg_store_areq	*head, **tail;	/* completed, to deliver */
-};
-
-struct tg_store {
-	const struct tg_store_ops	*ops;
-	void				*be;
-	enum tg_store_on_error		 on_error;
-	pthread_mutex_t			 lock;		/* the fallback */
-	struct tg_store_lkey		*local[TG_STORE_LOCAL_BUCKETS];
-	uint64_t			 local_seq;
-	bool				 local_used;
 };
 
 static struct {
@@ -112,31 +88,15 @@ static const struct tg_param tg_store_param_table[] = {
 	TG_PARAM_END
 };
 
-static enum tg_status	tg_store_check(const char *, struct tg_err *);
-static bool	tg_store_fallback(struct tg_store *, enum tg_status,
-		    const struct tg_err *);
 static void	tg_store_local_forget(struct tg_store *);
 static struct tg_store_lkey *tg_store_local_key(struct tg_store *,
 		    const char *, bool);
 static void	tg_store_local_prune(struct tg_store_lkey *, uint64_t,
 		    uint64_t);
-static enum tg_status	tg_store_local_reserve(struct tg_store *,
-			    const char *, uint64_t, uint64_t, uint64_t,
-			    uint64_t, struct tg_store_quota *);
 static enum tg_status	tg_store_local_drop(struct tg_store *, const char *,
 			    uint64_t, bool);
-static void	tg_store_local_usage(struct tg_store *, const char *,
-		    uint64_t, uint64_t, struct tg_store_usage *);
 static int	tg_store_leaves_cmp(const void *, const void *);
 static int	tg_store_str_cmp(const void *, const void *);
-static enum tg_status	tg_store_reserve_args(const char *, uint64_t,
-			    uint64_t, uint64_t, uint64_t, struct tg_err *);
-static void	tg_store_async_kick(evutil_socket_t, short, void *);
-static void	tg_store_async_deliver(struct tg_store_areq *);
-static void	tg_store_async_done(struct tg_store_areq *, enum tg_status,
-		    const struct tg_store_quota *, const struct tg_err *);
-static void	tg_store_async_start(struct tg_store_async *,
-		    struct tg_store_areq *);
 
 /* tg_store_params - the [store] section */
 const struct tg_param *
@@ -266,7 +226,7 @@ tg_store_key_ok(const char *key)
 }
 
 /* tg_store_check - a key's TG_PERM with a printable reason */
-static enum tg_status
+enum tg_status
 tg_store_check(const char *key, struct tg_err *err)
 {
 	if (tg_store_key_ok(key))
@@ -329,12 +289,21 @@ tg_store_backend_name(const struct tg_store *s)
 	return s->ops->name;
 }
 
+/* tg_store_metric - count one backend operation and its time; st */
+static enum tg_status
+tg_store_metric(const char *op, enum tg_status st, const struct timespec *t0)
+{
+	tg_metric_inc(TG_M_STORE_OPS, op, tg_status_name(st));
+	tg_metric_since(TG_M_STORE_SECONDS, op, t0);
+	return st;
+}
+
 /*
  * tg_store_fallback - whether to answer locally after st: only for a
  * backend failure, only with on_error = local.  Success ends the
  * fallback's period, and its counters with it.
  */
-static bool
+bool
 tg_store_fallback(struct tg_store *s, enum tg_status st,
     const struct tg_err *err)
 {
@@ -354,7 +323,7 @@ tg_store_fallback(struct tg_store *s, enum tg_status st,
 }
 
 /* tg_store_reserve_args - the key and the numbers reserve accepts */
-static enum tg_status
+enum tg_status
 tg_store_reserve_args(const char *key, uint64_t window_ms, uint64_t limit,
     uint64_t amount, uint64_t ttl_ms, struct tg_err *err)
 {
@@ -377,14 +346,16 @@ tg_store_reserve(struct tg_store *s, const char *key, uint64_t window_ms,
     struct tg_store_quota *q, struct tg_err *err)
 {
 	struct tg_err	e;
+	struct timespec	t0;
 	enum tg_status	st;
 
 	memset(q, 0, sizeof(*q));
 	if ((st = tg_store_reserve_args(key, window_ms, limit, amount, ttl_ms,
 	    err)) != TG_OK)
 		return st;
-	st = s->ops->reserve(s->be, key, window_ms, limit, amount, ttl_ms, q,
-	    &e);
+	tg_metric_now(&t0);
+	st = tg_store_metric("reserve", s->ops->reserve(s->be, key, window_ms,
+	    limit, amount, ttl_ms, q, &e), &t0);
 	if (!tg_store_fallback(s, st, &e)) {
 		if (st != TG_OK && err != NULL)
 			*err = e;
@@ -400,13 +371,15 @@ tg_store_commit(struct tg_store *s, const char *key, uint64_t id,
     struct tg_err *err)
 {
 	struct tg_err	e;
+	struct timespec	t0;
 	enum tg_status	st;
 
 	if ((st = tg_store_check(key, err)) != TG_OK)
 		return st;
 	if (id & TG_STORE_LOCAL_ID)
 		return tg_store_local_drop(s, key, id, false);
-	st = s->ops->commit(s->be, key, id, &e);
+	tg_metric_now(&t0);
+	st = tg_store_metric("commit", s->ops->commit(s->be, key, id, &e), &t0);
 	/* The fallback does not know the id: the failure stands. */
 	(void)tg_store_fallback(s, st, &e);
 	if (st != TG_OK && err != NULL)
@@ -420,13 +393,15 @@ tg_store_refund(struct tg_store *s, const char *key, uint64_t id,
     struct tg_err *err)
 {
 	struct tg_err	e;
+	struct timespec	t0;
 	enum tg_status	st;
 
 	if ((st = tg_store_check(key, err)) != TG_OK)
 		return st;
 	if (id & TG_STORE_LOCAL_ID)
 		return tg_store_local_drop(s, key, id, true);
-	st = s->ops->refund(s->be, key, id, &e);
+	tg_metric_now(&t0);
+	st = tg_store_metric("refund", s->ops->refund(s->be, key, id, &e), &t0);
 	if (st != TG_OK && err != NULL)
 		*err = e;
 	return st;
@@ -438,6 +413,7 @@ tg_store_usage(struct tg_store *s, const char *key, uint64_t window_ms,
     uint64_t limit, struct tg_store_usage *u, struct tg_err *err)
 {
 	struct tg_err	e;
+	struct timespec	t0;
 	enum tg_status	st;
 
 	memset(u, 0, sizeof(*u));
@@ -445,7 +421,9 @@ tg_store_usage(struct tg_store *s, const char *key, uint64_t window_ms,
 		return st;
 	if (window_ms == 0)
 		return tg_err_set(err, TG_PERM, "store: usage: zero window");
-	st = s->ops->usage(s->be, key, window_ms, limit, u, &e);
+	tg_metric_now(&t0);
+	st = tg_store_metric("usage", s->ops->usage(s->be, key, window_ms, limit,
+	    u, &e), &t0);
 	if (!tg_store_fallback(s, st, &e)) {
 		if (st != TG_OK && err != NULL)
 			*err = e;
@@ -459,11 +437,13 @@ tg_store_usage(struct tg_store *s, const char *key, uint64_t window_ms,
 enum tg_status
 tg_store_reset(struct tg_store *s, const char *key, struct tg_err *err)
 {
+	struct timespec	t0;
 	enum tg_status	st;
 
 	if ((st = tg_store_check(key, err)) != TG_OK)
 		return st;
-	return s->ops->reset(s->be, key, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("reset", s->ops->reset(s->be, key, err), &t0);
 }
 
 /* tg_store_str_cmp - strcmp for qsort over char * */
@@ -478,6 +458,7 @@ enum tg_status
 tg_store_list(struct tg_store *s, const char *prefix, char ***keys,
     size_t *n, struct tg_err *err)
 {
+	struct timespec	t0;
 	enum tg_status	st;
 
 	*keys = NULL;
@@ -486,7 +467,9 @@ tg_store_list(struct tg_store *s, const char *prefix, char ***keys,
 		prefix = "";
 	if (*prefix != '\0' && !tg_store_key_ok(prefix))
 		return tg_store_check(prefix, err);
-	if ((st = s->ops->list(s->be, prefix, keys, n, err)) != TG_OK)
+	tg_metric_now(&t0);
+	if ((st = tg_store_metric("list", s->ops->list(s->be, prefix, keys, n,
+	    err), &t0)) != TG_OK)
 		return st;
 	if (*n > 1)
 		qsort(*keys, *n, sizeof(**keys), tg_store_str_cmp);
@@ -510,13 +493,16 @@ enum tg_status
 tg_store_kv_get(struct tg_store *s, const char *key, char **value,
     size_t *len, struct tg_err *err)
 {
+	struct timespec	t0;
 	enum tg_status	st;
 
 	*value = NULL;
 	*len = 0;
 	if ((st = tg_store_check(key, err)) != TG_OK)
 		return st;
-	return s->ops->kv_get(s->be, key, value, len, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_get", s->ops->kv_get(s->be, key, value, len,
+	    err), &t0);
 }
 
 /* tg_store_kv_set_ttl - checked, then the backend */
@@ -524,6 +510,7 @@ enum tg_status
 tg_store_kv_set_ttl(struct tg_store *s, const char *key, const void *value,
     size_t len, uint64_t ttl_ms, struct tg_err *err)
 {
+	struct timespec	t0;
 	enum tg_status	st;
 
 	if ((st = tg_store_check(key, err)) != TG_OK)
@@ -532,19 +519,22 @@ tg_store_kv_set_ttl(struct tg_store *s, const char *key, const void *value,
 	    ttl_ms >= TG_STORE_LOCAL_ID)
 		return tg_err_set(err, TG_PERM, "store: value longer than %d "
 		    "bytes, or ttl out of range", TG_STORE_VALUE_MAX);
-	return s->ops->kv_set(s->be, key, value == NULL ? "" : value, len,
-	    ttl_ms, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_set", s->ops->kv_set(s->be, key,
+	    value == NULL ? "" : value, len, ttl_ms, err), &t0);
 }
 
 /* tg_store_kv_del - checked, then the backend */
 enum tg_status
 tg_store_kv_del(struct tg_store *s, const char *key, struct tg_err *err)
 {
+	struct timespec	t0;
 	enum tg_status	st;
 
 	if ((st = tg_store_check(key, err)) != TG_OK)
 		return st;
-	return s->ops->kv_del(s->be, key, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_del", s->ops->kv_del(s->be, key, err), &t0);
 }
 
 /* tg_store_kv_incr - checked, then the backend */
@@ -552,6 +542,7 @@ enum tg_status
 tg_store_kv_incr(struct tg_store *s, const char *key, int64_t delta,
     uint64_t ttl_ms, int64_t *value, struct tg_err *err)
 {
+	struct timespec	t0;
 	enum tg_status	st;
 
 	*value = 0;
@@ -559,16 +550,87 @@ tg_store_kv_incr(struct tg_store *s, const char *key, int64_t delta,
 		return st;
 	if (ttl_ms >= TG_STORE_LOCAL_ID)
 		return tg_err_set(err, TG_PERM, "store: ttl out of range");
-	return s->ops->kv_incr(s->be, key, delta, ttl_ms, value, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_incr", s->ops->kv_incr(s->be, key, delta,
+	    ttl_ms, value, err), &t0);
+}
+
+/* tg_store_kv_list - checked, then the backend's pages */
+enum tg_status
+tg_store_kv_list(struct tg_store *s, const char *prefix,
+    tg_store_kv_list_cb cb, void *arg, struct tg_err *err)
+{
+	struct timespec	t0;
+
+	if (prefix == NULL || !tg_store_key_ok(prefix))
+		return tg_store_check(prefix, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_list", s->ops->kv_list(s->be, prefix, cb,
+	    arg, err), &t0);
+}
+
+/* tg_store_kv_batch_check - n in range and every key valid */
+static enum tg_status
+tg_store_kv_batch_check(const char *const *keys, size_t n,
+    struct tg_err *err)
+{
+	enum tg_status	st;
+	size_t		i;
+
+	if (n == 0 || n > TG_STORE_BATCH_MAX)
+		return tg_err_set(err, TG_PERM, "store: batch of %zu keys: "
+		    "not 1 to %d", n, TG_STORE_BATCH_MAX);
+	for (i = 0; i < n; i++)
+		if ((st = tg_store_check(keys[i], err)) != TG_OK)
+			return st;
+	return TG_OK;
+}
+
+/* tg_store_kv_mget - checked, then the backend */
+enum tg_status
+tg_store_kv_mget(struct tg_store *s, const char *const *keys, size_t n,
+    int64_t *values, struct tg_err *err)
+{
+	struct timespec	t0;
+	enum tg_status	st;
+
+	if ((st = tg_store_kv_batch_check(keys, n, err)) != TG_OK)
+		return st;
+	memset(values, 0, n * sizeof(*values));
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_mget", s->ops->kv_mget(s->be, keys, n,
+	    values, err), &t0);
+}
+
+/* tg_store_kv_mincr - checked, then the backend */
+enum tg_status
+tg_store_kv_mincr(struct tg_store *s, const char *const *keys,
+    const int64_t *deltas, size_t n, uint64_t ttl_ms, int64_t *values,
+    struct tg_err *err)
+{
+	struct timespec	t0;
+	enum tg_status	st;
+
+	if ((st = tg_store_kv_batch_check(keys, n, err)) != TG_OK)
+		return st;
+	if (ttl_ms >= TG_STORE_LOCAL_ID)
+		return tg_err_set(err, TG_PERM, "store: ttl out of range");
+	tg_metric_now(&t0);
+	return tg_store_metric("kv_mincr", s->ops->kv_mincr(s->be, keys,
+	    deltas, n, ttl_ms, values, err), &t0);
 }
 
 /* tg_store_sweep - the backend's, if it needs one */
 enum tg_status
 tg_store_sweep(struct tg_store *s, size_t *removed, struct tg_err *err)
 {
+	struct timespec	t0;
+
 	if (s->ops->sweep == NULL)
 		return TG_OK;
-	return s->ops->sweep(s->be, removed, err);
+	tg_metric_now(&t0);
+	return tg_store_metric("sweep", s->ops->sweep(s->be, removed, err),
+	    &t0);
 }
 
 /* tg_store_local_forget - drop every fallback counter */
@@ -628,7 +690,7 @@ tg_store_local_prune(struct tg_store_lkey *k, uint64_t now, uint64_t window)
 }
 
 /* tg_store_local_reserve - reserve in the process's own window */
-static enum tg_status
+enum tg_status
 tg_store_local_reserve(struct tg_store *s, const char *key,
     uint64_t window, uint64_t limit, uint64_t amount, uint64_t ttl,
     struct tg_store_quota *q)
@@ -687,7 +749,7 @@ tg_store_local_drop(struct tg_store *s, const char *key, uint64_t id,
 }
 
 /* tg_store_local_usage - the fallback's view of key */
-static void
+void
 tg_store_local_usage(struct tg_store *s, const char *key, uint64_t window,
     uint64_t limit, struct tg_store_usage *u)
 {
@@ -702,206 +764,4 @@ tg_store_local_usage(struct tg_store *s, const char *key, uint64_t window,
 		tg_store_summary(NULL, 0, now, window, limit, u);
 	u->approximate = true;
 	(void)pthread_mutex_unlock(&s->lock);
-}
-
-/* tg_store_async_new - a handle for calls from base's loop */
-struct tg_store_async *
-tg_store_async_new(struct tg_store *s, struct event_base *base)
-{
-	struct tg_store_async	*a;
-
-	a = tg_calloc(1, sizeof(*a));
-	a->s = s;
-	a->base = base;
-	a->tail = &a->head;
-	if ((a->kick = event_new(base, -1, 0, tg_store_async_kick, a)) ==
-	    NULL)
-		TG_PANIC("event_new failed");
-	if (s->ops->async_new != NULL)
-		a->be = s->ops->async_new(s->be, base);
-	return a;
-}
-
-/* tg_store_async_free - finish everything pending, then free */
-struct tg_store_async *
-tg_store_async_free(struct tg_store_async *a)
-{
-	if (a == NULL)
-		return NULL;
-	/* In-flight calls complete into the queue, drained below. */
-	if (a->be != NULL)
-		a->s->ops->async_free(a->be);
-	tg_store_async_kick(-1, 0, a);
-	event_free(a->kick);
-	free(a);
-	return NULL;
-}
-
-/* tg_store_async_deliver - the caller's callback, then the request goes */
-static void
-tg_store_async_deliver(struct tg_store_areq *r)
-{
-	const struct tg_err	*e = r->st == TG_OK ? NULL : &r->err;
-
-	if (r->kind == TG_STORE_A_RESERVE)
-		r->qcb(r->st, r->st == TG_OK ? &r->q : NULL, e, r->arg);
-	else
-		r->dcb(r->st, e, r->arg);
-	free(r->key);
-	free(r);
-}
-
-/* tg_store_async_kick - deliver the queue (from the loop) */
-static void
-tg_store_async_kick(evutil_socket_t fd, short what, void *arg)
-{
-	struct tg_store_async	*a = arg;
-	struct tg_store_areq	*r;
-
-	(void)fd;
-	(void)what;
-	while ((r = a->head) != NULL) {
-		if ((a->head = r->next) == NULL)
-			a->tail = &a->head;
-		tg_store_async_deliver(r);
-	}
-}
-
-/* tg_store_async_queue - r has its result: deliver at the loop's turn */
-static void
-tg_store_async_queue(struct tg_store_areq *r)
-{
-	struct tg_store_async	*a = r->a;
-
-	r->next = NULL;
-	*a->tail = r;
-	a->tail = &r->next;
-	event_active(a->kick, 0, 0);
-}
-
-/*
- * tg_store_async_done - the backend's result, with the fallback applied
- * as for the synchronous calls; called from the loop, so the caller's
- * callback may run at once.
- */
-static void
-tg_store_async_done(struct tg_store_areq *r, enum tg_status st,
-    const struct tg_store_quota *q, const struct tg_err *err)
-{
-	struct tg_store	*s = r->a->s;
-
-	r->st = st;
-	if (q != NULL)
-		r->q = *q;
-	if (err != NULL && st != TG_OK)
-		r->err = *err;
-	if (tg_store_fallback(s, st, &r->err)) {
-		if (r->kind == TG_STORE_A_RESERVE)
-			r->st = tg_store_local_reserve(s, r->key, r->window,
-			    r->limit, r->amount, r->ttl, &r->q);
-	}
-	tg_store_async_deliver(r);
-}
-
-/* tg_store_async_sync - the synchronous call, for the queue */
-static void
-tg_store_async_sync(struct tg_store *s, struct tg_store_areq *r)
-{
-	switch (r->kind) {
-	case TG_STORE_A_RESERVE:
-		r->st = tg_store_reserve(s, r->key, r->window, r->limit,
-		    r->amount, r->ttl, &r->q, &r->err);
-		break;
-	case TG_STORE_A_COMMIT:
-		r->st = tg_store_commit(s, r->key, r->id, &r->err);
-		break;
-	case TG_STORE_A_REFUND:
-		r->st = tg_store_refund(s, r->key, r->id, &r->err);
-		break;
-	}
-}
-
-/* tg_store_async_start - to the backend, or answered now and queued */
-static void
-tg_store_async_start(struct tg_store_async *a, struct tg_store_areq *r)
-{
-	struct tg_store	*s = a->s;
-
-	r->a = a;
-	r->done = tg_store_async_done;
-	if (r->st != TG_OK || (r->id & TG_STORE_LOCAL_ID) || a->be == NULL) {
-		if (r->st == TG_OK)
-			tg_store_async_sync(s, r);
-		tg_store_async_queue(r);
-		return;
-	}
-	if ((r->st = s->ops->async_send(a->be, r, &r->err)) == TG_OK)
-		return;
-	if (tg_store_fallback(s, r->st, &r->err) &&
-	    r->kind == TG_STORE_A_RESERVE)
-		r->st = tg_store_local_reserve(s, r->key, r->window, r->limit,
-		    r->amount, r->ttl, &r->q);
-	tg_store_async_queue(r);
-}
-
-/* tg_store_async_req - a request for key (copied when valid) */
-static struct tg_store_areq *
-tg_store_async_req(enum tg_store_akind kind, const char *key)
-{
-	struct tg_store_areq	*r;
-
-	r = tg_calloc(1, sizeof(*r));
-	r->kind = kind;
-	r->st = tg_store_check(key, &r->err);
-	r->key = tg_strdup(r->st == TG_OK ? key : "");
-	return r;
-}
-
-/* tg_store_async_reserve - as tg_store_reserve, answered by cb */
-void
-tg_store_async_reserve(struct tg_store_async *a, const char *key,
-    uint64_t window_ms, uint64_t limit, uint64_t amount, uint64_t ttl_ms,
-    tg_store_quota_cb cb, void *arg)
-{
-	struct tg_store_areq	*r;
-
-	r = tg_store_async_req(TG_STORE_A_RESERVE, key);
-	r->window = window_ms;
-	r->limit = limit;
-	r->amount = amount;
-	r->ttl = ttl_ms;
-	r->qcb = cb;
-	r->arg = arg;
-	if (r->st == TG_OK)
-		r->st = tg_store_reserve_args(key, window_ms, limit, amount,
-		    ttl_ms, &r->err);
-	tg_store_async_start(a, r);
-}
-
-/* tg_store_async_commit - as tg_store_commit, answered by cb */
-void
-tg_store_async_commit(struct tg_store_async *a, const char *key,
-    uint64_t id, tg_store_done_cb cb, void *arg)
-{
-	struct tg_store_areq	*r;
-
-	r = tg_store_async_req(TG_STORE_A_COMMIT, key);
-	r->id = id;
-	r->dcb = cb;
-	r->arg = arg;
-	tg_store_async_start(a, r);
-}
-
-/* tg_store_async_refund - as tg_store_refund, answered by cb */
-void
-tg_store_async_refund(struct tg_store_async *a, const char *key,
-    uint64_t id, tg_store_done_cb cb, void *arg)
-{
-	struct tg_store_areq	*r;
-
-	r = tg_store_async_req(TG_STORE_A_REFUND, key);
-	r->id = id;
-	r->dcb = cb;
-	r->arg = arg;
-	tg_store_async_start(a, r);
 }

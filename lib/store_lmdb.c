@@ -440,6 +440,23 @@ tg_store_lmdb_usage(void *arg, const char *key, uint64_t window,
 	return TG_OK;
 }
 
+/*
+ * tg_store_lmdb_cursor - a transaction (flags: 0 or MDB_RDONLY) and a
+ * cursor on dbi in it; an LMDB error code, with nothing left open
+ */
+static int
+tg_store_lmdb_cursor(struct tg_store_lmdb *l, MDB_dbi dbi,
+    unsigned int flags, MDB_txn **txn, MDB_cursor **cur)
+{
+	int	rc;
+
+	if ((rc = mdb_txn_begin(l->e->env, NULL, flags, txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(*txn, dbi, cur)) != 0)
+		mdb_txn_abort(*txn);
+	return rc;
+}
+
 /* tg_store_lmdb_reset - delete the sequence and every entry of key */
 static enum tg_status
 tg_store_lmdb_reset(void *arg, const char *key, struct tg_err *err)
@@ -451,12 +468,9 @@ tg_store_lmdb_reset(void *arg, const char *key, struct tg_err *err)
 	size_t			 klen = strlen(key) + 1;
 	int			 rc;
 
-	if ((rc = mdb_txn_begin(l->e->env, NULL, 0, &txn)) != 0)
+	if ((rc = tg_store_lmdb_cursor(l, l->e->quota, 0, &txn,
+	    &cur)) != 0)
 		return tg_store_lmdb_err(err, "reset", rc);
-	if ((rc = mdb_cursor_open(txn, l->e->quota, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return tg_store_lmdb_err(err, "reset", rc);
-	}
 	k.mv_data = (void *)key;
 	k.mv_size = klen;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -488,12 +502,9 @@ tg_store_lmdb_list(void *arg, const char *prefix, char ***keys, size_t *n,
 	size_t			 plen = strlen(prefix), cap = 0;
 	int			 rc;
 
-	if ((rc = mdb_txn_begin(l->e->env, NULL, MDB_RDONLY, &txn)) != 0)
+	if ((rc = tg_store_lmdb_cursor(l, l->e->quota, MDB_RDONLY, &txn,
+	    &cur)) != 0)
 		return tg_store_lmdb_err(err, "list", rc);
-	if ((rc = mdb_cursor_open(txn, l->e->quota, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return tg_store_lmdb_err(err, "list", rc);
-	}
 	k.mv_data = (void *)prefix;
 	k.mv_size = plen;
 	rc = mdb_cursor_get(cur, &k, &v, plen == 0 ? MDB_FIRST :
@@ -635,6 +646,85 @@ tg_store_lmdb_kv_del(void *arg, const char *key, struct tg_err *err)
 	return st;
 }
 
+/*
+ * tg_store_lmdb_kv_page - up to a page of live records from the first
+ * key at or after from (past it when skip), in one read transaction;
+ * *more when the page filled up
+ */
+static enum tg_status
+tg_store_lmdb_kv_page(struct tg_store_lmdb *l, const char *prefix,
+    const char *from, bool skip, struct tg_store_kv_page *p, bool *more,
+    struct tg_err *err)
+{
+	size_t		 plen = strlen(prefix);
+	uint64_t	 now = tg_store_now_ms(), expires;
+	MDB_txn		*txn;
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	int		 rc;
+
+	*more = false;
+	if ((rc = tg_store_lmdb_cursor(l, l->e->kv, MDB_RDONLY, &txn,
+	    &cur)) != 0)
+		return tg_store_lmdb_err(err, "kv list", rc);
+	k.mv_data = (void *)from;
+	k.mv_size = strlen(from);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if (skip && k.mv_size == strlen(from) &&
+		    memcmp(k.mv_data, from, k.mv_size) == 0)
+			continue;
+		if (p->n == TG_STORE_LIST_PAGE) {
+			*more = true;
+			break;
+		}
+		/* Our keys have no NUL; damaged records are skipped. */
+		if (v.mv_size < 8 || k.mv_size > TG_STORE_KEY_MAX ||
+		    memchr(k.mv_data, '\0', k.mv_size) != NULL)
+			continue;
+		expires = tg_get_be64(v.mv_data);
+		if (expires != 0 && expires <= now)
+			continue;
+		tg_store_kv_page_add(p, k.mv_data, k.mv_size,
+		    (char *)v.mv_data + 8, v.mv_size - 8, expires == 0 ? 0 :
+		    expires - now);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return tg_store_lmdb_err(err, "kv list", rc);
+	return TG_OK;
+}
+
+/* tg_store_lmdb_kv_list - page after page, in key order */
+static enum tg_status
+tg_store_lmdb_kv_list(void *arg, const char *prefix, tg_store_kv_list_cb cb,
+    void *cbarg, struct tg_err *err)
+{
+	struct tg_store_kv_page	 p = { 0 };
+	char			 last[TG_STORE_KEY_MAX + 1];
+	enum tg_status		 st;
+	bool			 more, skip = false;
+
+	(void)snprintf(last, sizeof(last), "%s", prefix);
+	do {
+		if ((st = tg_store_lmdb_kv_page(arg, prefix, last, skip, &p,
+		    &more, err)) != TG_OK)
+			break;
+		if (p.n > 0) {
+			(void)snprintf(last, sizeof(last), "%s",
+			    p.v[p.n - 1].key);
+			skip = true;
+		}
+		if (!tg_store_kv_page_deliver(&p, cb, cbarg))
+			break;
+	} while (more);
+	tg_store_kv_page_fini(&p);
+	return st;
+}
+
 /* tg_store_lmdb_kv_incr - read, add, write: one txn */
 static enum tg_status
 tg_store_lmdb_kv_incr(void *arg, const char *key, int64_t delta,
@@ -677,6 +767,112 @@ notnum:
 	*value = 0;
 	return tg_err_set(err, TG_PERM, "store: embedded: kv %s: not a "
 	    "counter, or it would overflow", key);
+}
+
+/* tg_store_lmdb_kv_count - the counter of a live record v, false if
+ * it is not one */
+static bool
+tg_store_lmdb_kv_count(const MDB_val *v, int64_t *count)
+{
+	char	num[32];
+	long	cur;
+
+	if (v->mv_size >= sizeof(num))
+		return false;
+	memcpy(num, v->mv_data, v->mv_size);
+	num[v->mv_size] = '\0';
+	if (!tg_parse_long(num, -INT64_MAX, INT64_MAX, &cur))
+		return false;
+	*count = cur;
+	return true;
+}
+
+/* tg_store_lmdb_kv_mget - n counters in one read transaction */
+static enum tg_status
+tg_store_lmdb_kv_mget(void *arg, const char *const *keys, size_t n,
+    int64_t *values, struct tg_err *err)
+{
+	struct tg_store_lmdb	*l = arg;
+	MDB_txn			*txn;
+	MDB_val			 v;
+	uint64_t		 expires;
+	enum tg_status		 st = TG_OK;
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = mdb_txn_begin(l->e->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return tg_store_lmdb_err(err, "kv", rc);
+	for (i = 0; i < n; i++) {
+		values[i] = 0;
+		if (tg_store_lmdb_kv_read(l, txn, keys[i], &v, &expires,
+		    NULL) != TG_OK)
+			continue;
+		if (!tg_store_lmdb_kv_count(&v, &values[i])) {
+			st = tg_err_set(err, TG_PERM, "store: embedded: kv "
+			    "%s: not a counter", keys[i]);
+			break;
+		}
+	}
+	mdb_txn_abort(txn);
+	return st;
+}
+
+/* tg_store_lmdb_kv_mincr - n increments in one write transaction; a
+ * count that reaches 0 is deleted */
+static enum tg_status
+tg_store_lmdb_kv_mincr(void *arg, const char *const *keys,
+    const int64_t *deltas, size_t n, uint64_t ttl, int64_t *values,
+    struct tg_err *err)
+{
+	struct tg_store_lmdb	*l = arg;
+	MDB_txn			*txn;
+	MDB_val			 k, v;
+	uint64_t		 expires;
+	int64_t			 cur, d;
+	char			 num[32];
+	size_t			 i;
+	int			 rc, len;
+
+	if ((rc = mdb_txn_begin(l->e->env, NULL, 0, &txn)) != 0)
+		return tg_store_lmdb_err(err, "kv", rc);
+	for (i = 0; i < n; i++) {
+		cur = 0;
+		d = deltas[i];
+		if (tg_store_lmdb_kv_read(l, txn, keys[i], &v, &expires,
+		    NULL) == TG_OK) {
+			if (!tg_store_lmdb_kv_count(&v, &cur))
+				goto notnum;
+		} else
+			expires = ttl == 0 ? 0 : tg_store_now_ms() + ttl;
+		if ((d > 0 && cur > INT64_MAX - d) ||
+		    (d < 0 && cur < -INT64_MAX - d))
+			goto notnum;
+		cur += d;
+		if (values != NULL)
+			values[i] = cur;
+		if (cur == 0) {
+			k.mv_data = (void *)keys[i];
+			k.mv_size = strlen(keys[i]);
+			rc = mdb_del(txn, l->e->kv, &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		} else {
+			len = snprintf(num, sizeof(num), "%" PRId64, cur);
+			rc = tg_store_lmdb_kv_write(l, txn, keys[i], num,
+			    (size_t)len, expires);
+		}
+		if (rc != 0) {
+			mdb_txn_abort(txn);
+			return tg_store_lmdb_err(err, "kv", rc);
+		}
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return tg_store_lmdb_err(err, "kv", rc);
+	return TG_OK;
+notnum:
+	mdb_txn_abort(txn);
+	return tg_err_set(err, TG_PERM, "store: embedded: kv %s: not a "
+	    "counter, or it would overflow", keys[i]);
 }
 
 /*
@@ -729,12 +925,9 @@ tg_store_lmdb_sweep_db(struct tg_store_lmdb *l, MDB_dbi dbi, bool quota,
 	int		 rc;
 
 	do {
-		if ((rc = mdb_txn_begin(l->e->env, NULL, 0, &txn)) != 0)
+		if ((rc = tg_store_lmdb_cursor(l, dbi, 0, &txn,
+		    &cur)) != 0)
 			return tg_store_lmdb_err(err, "sweep", rc);
-		if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
-			mdb_txn_abort(txn);
-			return tg_store_lmdb_err(err, "sweep", rc);
-		}
 		k.mv_data = last;
 		k.mv_size = lastlen;
 		rc = mdb_cursor_get(cur, &k, &v, lastlen == 0 ? MDB_FIRST :
@@ -795,5 +988,8 @@ const struct tg_store_ops tg_store_lmdb_ops = {
 	.kv_set = tg_store_lmdb_kv_set,
 	.kv_del = tg_store_lmdb_kv_del,
 	.kv_incr = tg_store_lmdb_kv_incr,
+	.kv_mget = tg_store_lmdb_kv_mget,
+	.kv_mincr = tg_store_lmdb_kv_mincr,
+	.kv_list = tg_store_lmdb_kv_list,
 	.sweep = tg_store_lmdb_sweep,
 };

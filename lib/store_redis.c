@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "tollgate/buf.h"
+#include "tollgate/metrics.h"
 #include "tollgate/store.h"
 #include "tollgate/util.h"
 
@@ -55,9 +56,6 @@ static enum tg_status	tg_redis_get(struct tg_store_redis *,
 			    redisContext **, struct tg_err *);
 static redisContext *tg_redis_connect(struct tg_store_redis *,
 		    struct tg_err *);
-static enum tg_status	tg_redis_run(struct tg_store_redis *, int,
-			    const char **, const size_t *, redisReply **,
-			    struct tg_err *);
 static enum tg_status	tg_redis_script(struct tg_store_redis *,
 			    enum tg_redis_script, const char *, int,
 			    const char **, redisReply **, struct tg_err *);
@@ -291,14 +289,21 @@ tg_redis_put(struct tg_store_redis *r, redisContext *c, bool ok)
 {
 	(void)pthread_mutex_lock(&r->lock);
 	if (ok) {
+		if (r->open_until != 0)
+			tg_metric_set(TG_M_STORE_BREAKER_OPEN, NULL, NULL, 0);
 		r->failures = 0;
 		r->open_until = 0;
 		if (c != NULL && r->nidle < TG_REDIS_POOL_MAX) {
 			r->idle[r->nidle++] = c;
 			c = NULL;
 		}
-	} else if (++r->failures >= r->breaker_failures)
+	} else if (++r->failures >= r->breaker_failures) {
+		if (r->open_until == 0) {
+			tg_metric_inc(TG_M_STORE_BREAKER_TRIPS, NULL, NULL);
+			tg_metric_set(TG_M_STORE_BREAKER_OPEN, NULL, NULL, 1);
+		}
 		r->open_until = tg_store_now_ms() + r->breaker_ms;
+	}
 	(void)pthread_mutex_unlock(&r->lock);
 	if (c != NULL)
 		redisFree(c);
@@ -317,7 +322,7 @@ tg_redis_call(redisContext *c, int argc, const char **argv,
 }
 
 /* tg_redis_run - one plain command, through the pool and the breaker */
-static enum tg_status
+enum tg_status
 tg_redis_run(struct tg_store_redis *r, int argc, const char **argv,
     const size_t *len, redisReply **rep, struct tg_err *err)
 {
@@ -688,7 +693,7 @@ tg_store_redis_reset(void *arg, const char *key, struct tg_err *err)
 }
 
 /* tg_redis_glob - prefix with SCAN's pattern characters escaped */
-static void
+void
 tg_redis_glob(struct tg_buf *b, const char *prefix)
 {
 	for (; *prefix != '\0'; prefix++) {
@@ -857,6 +862,143 @@ tg_store_redis_kv_incr(void *arg, const char *key, int64_t delta,
 	return st;
 }
 
+/*
+ * The batched increment: all keys checked first, so a record that is
+ * not a counter fails the call before anything changed (a script is
+ * not rolled back); a count that reaches 0 is deleted.  Sent with EVAL
+ * (Redis caches it by its digest): one round trip either way.
+ */
+static const char tg_redis_mincr_lua[] =
+	"local ttl = tonumber(ARGV[1])\n"
+	"for i = 1, #KEYS do\n"
+	"  local t = redis.call('GET', KEYS[i])\n"
+	"  if t and not string.match(t, '^%-?%d+$') then\n"
+	"    return redis.error_reply('not an integer: ' .. KEYS[i])\n"
+	"  end\n"
+	"end\n"
+	"local out = {}\n"
+	"for i = 1, #KEYS do\n"
+	"  local v = redis.call('INCRBY', KEYS[i], ARGV[i + 1])\n"
+	"  if v == 0 then\n"
+	"    redis.call('DEL', KEYS[i])\n"
+	"  elseif v == tonumber(ARGV[i + 1]) and ttl > 0 then\n"
+	"    redis.call('PEXPIRE', KEYS[i], ttl)\n"
+	"  end\n"
+	"  out[i] = v\n"
+	"end\n"
+	"return out\n";
+
+/* tg_redis_batch_free - the key strings and the argument arrays */
+static void
+tg_redis_batch_free(char **k, size_t n, const char **argv, size_t *len)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(k[i]);
+	free(k);
+	free(argv);
+	free(len);
+}
+
+/* tg_store_redis_kv_mget - one MGET */
+static enum tg_status
+tg_store_redis_kv_mget(void *arg, const char *const *keys, size_t n,
+    int64_t *values, struct tg_err *err)
+{
+	struct tg_store_redis	*r = arg;
+	redisReply		*rep, *e;
+	const char		**argv;
+	size_t			*len, i;
+	char			**k, num[32];
+	long			 v = 0;
+	enum tg_status		 st;
+
+	k = tg_calloc(n, sizeof(*k));
+	argv = tg_calloc(n + 1, sizeof(*argv));
+	len = tg_calloc(n + 1, sizeof(*len));
+	argv[0] = "MGET";
+	len[0] = 4;
+	for (i = 0; i < n; i++) {
+		k[i] = tg_redis_key("kv", keys[i]);
+		argv[1 + i] = k[i];
+		len[1 + i] = strlen(k[i]);
+	}
+	st = tg_redis_run(r, (int)(n + 1), argv, len, &rep, err);
+	tg_redis_batch_free(k, n, argv, len);
+	if (st != TG_OK)
+		return st;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+		freeReplyObject(rep);
+		return tg_err_set(err, TG_TEMP, "store: redis %s: MGET: "
+		    "unexpected reply", r->where);
+	}
+	for (i = 0; i < n && st == TG_OK; i++) {
+		e = rep->element[i];
+		values[i] = 0;
+		if (e->type == REDIS_REPLY_NIL)
+			continue;
+		if (e->type != REDIS_REPLY_STRING || e->len >= sizeof(num))
+			st = TG_PERM;
+		else {
+			memcpy(num, e->str, e->len);
+			num[e->len] = '\0';
+			if (!tg_parse_long(num, -INT64_MAX, INT64_MAX, &v))
+				st = TG_PERM;
+		}
+		if (st != TG_OK)
+			(void)tg_err_set(err, st, "store: redis: kv %s: not a "
+			    "counter", keys[i]);
+		else
+			values[i] = v;
+	}
+	freeReplyObject(rep);
+	return st;
+}
+
+/* tg_store_redis_kv_mincr - one EVAL of every key */
+static enum tg_status
+tg_store_redis_kv_mincr(void *arg, const char *const *keys,
+    const int64_t *deltas, size_t n, uint64_t ttl, int64_t *values,
+    struct tg_err *err)
+{
+	struct tg_store_redis	*r = arg;
+	redisReply		*rep;
+	const char		**argv;
+	size_t			*len, i, argc = 4 + 2 * n;
+	char			**k, nkeys[24], sttl[24];
+	enum tg_status		 st;
+
+	/* the key names, then the deltas' texts, in one array to free */
+	k = tg_calloc(2 * n, sizeof(*k));
+	argv = tg_calloc(argc, sizeof(*argv));
+	len = tg_calloc(argc, sizeof(*len));
+	argv[0] = "EVAL";
+	argv[1] = tg_redis_mincr_lua;
+	argv[2] = tg_redis_u64(nkeys, sizeof(nkeys), n);
+	for (i = 0; i < n; i++) {
+		k[i] = tg_redis_key("kv", keys[i]);
+		argv[3 + i] = k[i];
+		k[n + i] = tg_printf_dup("%" PRId64, deltas[i]);
+		argv[4 + n + i] = k[n + i];
+	}
+	argv[3 + n] = tg_redis_u64(sttl, sizeof(sttl), ttl);
+	for (i = 0; i < argc; i++)
+		len[i] = strlen(argv[i]);
+	st = tg_redis_run(r, (int)argc, argv, len, &rep, err);
+	tg_redis_batch_free(k, 2 * n, argv, len);
+	if (st != TG_OK)
+		return st;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+		st = tg_err_set(err, TG_TEMP, "store: redis %s: mincr: "
+		    "unexpected reply", r->where);
+	for (i = 0; st == TG_OK && values != NULL && i < n; i++)
+		values[i] = rep->element[i]->type == REDIS_REPLY_INTEGER ?
+		    rep->element[i]->integer : 0;
+	freeReplyObject(rep);
+	return st;
+}
+
 const struct tg_store_ops tg_store_redis_ops = {
 	.name = "redis",
 	.close = tg_store_redis_close,
@@ -870,6 +1012,9 @@ const struct tg_store_ops tg_store_redis_ops = {
 	.kv_set = tg_store_redis_kv_set,
 	.kv_del = tg_store_redis_kv_del,
 	.kv_incr = tg_store_redis_kv_incr,
+	.kv_mget = tg_store_redis_kv_mget,
+	.kv_mincr = tg_store_redis_kv_mincr,
+	.kv_list = tg_store_redis_kv_list,
 	.async_new = tg_store_redis_async_new,
 	.async_free = tg_store_redis_async_free,
 	.async_send = tg_store_redis_async_send,

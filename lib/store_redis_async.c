@@ -5,10 +5,11 @@
  * Each async handle owns one hiredis async connection on hiredis's
  * libevent adapter, made with its first call; hiredis calls each reply
  * callback exactly once (with NULL when the connection goes), and each
- * call completes its request exactly once from there.  hiredis 0.14 has
- * no command timeout, so each call has a timer: when it fires, the
- * connection is closed, every call on it fails with TG_TEMP, and the
- * next call connects again.  NOSCRIPT is answered by sending the script
+ * call completes its request exactly once from there.  Counters are
+ * scripts (as store_redis.c's); records are plain GET, SET and DEL.
+ * hiredis 0.14 has no command timeout, so each call has a timer: when
+ * it fires, the connection is closed, every call on it fails with
+ * TG_TEMP, and the next call connects again.  NOSCRIPT is answered by sending the script
  * itself with EVAL, which also caches it; a hash not known yet is
  * fetched with SCRIPT LOAD beside the first EVAL.  The breaker and the
  * script hashes are the synchronous side's (store_redis.c).
@@ -22,8 +23,10 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +50,9 @@ struct tg_redis_pending {
 	struct tg_store_areq	*req;
 	struct event		*timer;
 	enum tg_redis_script	 which;
+	bool			 plain;		/* a command, not a script */
 	bool			 eval;		/* send the text, not hash */
+	int			 nargs;
 	char			 b[4][24];
 	char			*keys[3];
 	int			 nkeys;
@@ -61,6 +66,13 @@ static void	tg_redis_async_loaded(redisAsyncContext *, void *, void *);
 static int	tg_redis_async_cmd(struct tg_redis_pending *,
 		    redisAsyncContext *);
 static void	tg_redis_async_reply(redisAsyncContext *, void *, void *);
+static int	tg_redis_async_plain(struct tg_redis_pending *,
+		    redisAsyncContext *);
+static enum tg_status	tg_redis_async_answer(struct tg_store_redis *,
+			    const redisReply *, struct tg_store_areq *,
+			    struct tg_store_quota *, struct tg_err *);
+static void	tg_redis_async_args(struct tg_redis_pending *,
+		    const struct tg_store_areq *);
 static void	tg_redis_async_timeout(evutil_socket_t, short, void *);
 static redisAsyncContext *tg_redis_async_connect(struct tg_redis_async *,
 		    struct tg_err *);
@@ -156,7 +168,37 @@ tg_redis_async_loaded(redisAsyncContext *c, void *reply, void *priv)
 	(void)pthread_mutex_unlock(&ra->r->lock);
 }
 
-/* tg_redis_async_cmd - EVALSHA (or EVAL) p's script on c */
+/* tg_redis_async_plain - GET, SET (PX) or DEL of p's record on c */
+static int
+tg_redis_async_plain(struct tg_redis_pending *p, redisAsyncContext *c)
+{
+	struct tg_store_areq	*req = p->req;
+	const char		*argv[5];
+	size_t			 len[5];
+	int			 argc = 2;
+
+	argv[0] = req->kind == TG_STORE_A_KV_GET ? "GET" :
+	    req->kind == TG_STORE_A_KV_SET ? "SET" : "DEL";
+	argv[1] = p->keys[0];
+	len[0] = strlen(argv[0]);
+	len[1] = strlen(argv[1]);
+	if (req->kind == TG_STORE_A_KV_SET) {
+		argv[2] = req->value;
+		len[2] = req->len;
+		argc = 3;
+		if (req->ttl != 0) {
+			argv[3] = "PX";
+			len[3] = 2;
+			argv[4] = p->b[0];
+			len[4] = strlen(p->b[0]);
+			argc = 5;
+		}
+	}
+	return redisAsyncCommandArgv(c, tg_redis_async_reply, p, argc, argv,
+	    len);
+}
+
+/* tg_redis_async_cmd - EVALSHA (or EVAL) p's script, or its command */
 static int
 tg_redis_async_cmd(struct tg_redis_pending *p, redisAsyncContext *c)
 {
@@ -170,6 +212,8 @@ tg_redis_async_cmd(struct tg_redis_pending *p, redisAsyncContext *c)
 	size_t			 loadlen[3] = { 6, 4,
 				    strlen(tg_redis_script_text(p->which)) };
 
+	if (p->plain)
+		return tg_redis_async_plain(p, c);
 	(void)pthread_mutex_lock(&ra->r->lock);
 	memcpy(sha, ra->r->sha[p->which], sizeof(sha));
 	(void)pthread_mutex_unlock(&ra->r->lock);
@@ -186,13 +230,68 @@ tg_redis_async_cmd(struct tg_redis_pending *p, redisAsyncContext *c)
 	argc = 3;
 	for (i = 0; i < p->nkeys; i++)
 		argv[argc++] = p->keys[i];
-	nargs = p->which == TG_REDIS_RESERVE ? 4 : 1;
+	nargs = p->nargs;
 	for (i = 0; i < nargs; i++)
 		argv[argc++] = p->b[i];
 	for (i = 0; i < argc; i++)
 		len[i] = strlen(argv[i]);
 	return redisAsyncCommandArgv(c, tg_redis_async_reply, p, argc, argv,
 	    len);
+}
+
+/* tg_redis_async_answer - a reply that is not an error, for req's kind */
+static enum tg_status
+tg_redis_async_answer(struct tg_store_redis *r, const redisReply *rep,
+    struct tg_store_areq *req, struct tg_store_quota *q, struct tg_err *err)
+{
+	size_t	i;
+
+	switch (req->kind) {
+	case TG_STORE_A_RESERVE:
+		return tg_redis_reserve_reply(r, rep, q, err);
+	case TG_STORE_A_COMMIT:
+	case TG_STORE_A_REFUND:
+		return tg_redis_settle_reply(r, rep, req->key, req->id, err);
+	case TG_STORE_A_USAGE:
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+			break;
+		for (i = 0; i < 3; i++)
+			if (rep->element[i]->type != REDIS_REPLY_INTEGER ||
+			    rep->element[i]->integer < 0)
+				goto bad;
+		req->u.used = (uint64_t)rep->element[0]->integer;
+		req->u.remaining = (uint64_t)rep->element[1]->integer;
+		req->u.frees_in_ms = (uint64_t)rep->element[2]->integer;
+		return TG_OK;
+	case TG_STORE_A_KV_INCR:
+		if (rep->type != REDIS_REPLY_INTEGER)
+			break;
+		req->delta = rep->integer;
+		return TG_OK;
+	case TG_STORE_A_KV_GET:
+		if (rep->type == REDIS_REPLY_NIL)
+			return tg_err_set(err, TG_NOTFOUND, "store: redis: "
+			    "kv %s: none", req->key);
+		if (rep->type != REDIS_REPLY_STRING)
+			break;
+		req->value = tg_malloc(rep->len + 1);
+		memcpy(req->value, rep->str, rep->len);
+		req->value[rep->len] = '\0';
+		req->len = rep->len;
+		return TG_OK;
+	case TG_STORE_A_KV_SET:
+		if (rep->type != REDIS_REPLY_STATUS)
+			break;
+		return TG_OK;
+	case TG_STORE_A_KV_DEL:
+		if (rep->type != REDIS_REPLY_INTEGER)
+			break;
+		return rep->integer == 1 ? TG_OK : tg_err_set(err,
+		    TG_NOTFOUND, "store: redis: kv %s: none", req->key);
+	}
+bad:
+	return tg_err_set(err, TG_TEMP, "store: redis %s: unexpected reply",
+	    r->where);
 }
 
 /* tg_redis_async_reply - one script's answer, or NULL: complete p */
@@ -209,7 +308,7 @@ tg_redis_async_reply(redisAsyncContext *c, void *reply, void *priv)
 
 	memset(&q, 0, sizeof(q));
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !p->eval &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+	    !p->plain && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		p->eval = true;
 		if (tg_redis_async_cmd(p, c) == REDIS_OK)
 			return;
@@ -225,13 +324,14 @@ tg_redis_async_reply(redisAsyncContext *c, void *reply, void *priv)
 		    c->errstr[0] != '\0' ? c->errstr : "connection lost");
 	} else if (rep->type == REDIS_REPLY_ERROR) {
 		tg_redis_put(ra->r, NULL, true);
-		st = tg_err_set(&err, TG_TEMP, "store: redis %s: %.200s",
-		    ra->r->where, rep->str);
+		/* as the synchronous kv_incr: a record not a counter */
+		st = tg_err_set(&err, strstr(rep->str, "not an integer") !=
+		    NULL || strstr(rep->str, "overflow") != NULL ? TG_PERM :
+		    TG_TEMP, "store: redis %s: %.200s", ra->r->where,
+		    rep->str);
 	} else {
 		tg_redis_put(ra->r, NULL, true);
-		st = req->kind == TG_STORE_A_RESERVE ?
-		    tg_redis_reserve_reply(ra->r, rep, &q, &err) :
-		    tg_redis_settle_reply(ra->r, rep, req->key, req->id, &err);
+		st = tg_redis_async_answer(ra->r, rep, req, &q, &err);
 	}
 	tg_redis_pending_free(p);
 	req->done(req, st, st == TG_OK ? &q : NULL, &err);
@@ -299,6 +399,51 @@ tg_redis_async_connect(struct tg_redis_async *ra, struct tg_err *err)
 	return ac;
 }
 
+/* tg_redis_async_args - the script (or command) and its arguments */
+static void
+tg_redis_async_args(struct tg_redis_pending *p,
+    const struct tg_store_areq *req)
+{
+	switch (req->kind) {
+	case TG_STORE_A_RESERVE:
+		p->which = TG_REDIS_RESERVE;
+		(void)tg_redis_u64(p->b[0], sizeof(p->b[0]), req->window);
+		(void)tg_redis_u64(p->b[1], sizeof(p->b[1]), req->limit);
+		(void)tg_redis_u64(p->b[2], sizeof(p->b[2]), req->amount);
+		(void)tg_redis_u64(p->b[3], sizeof(p->b[3]), req->ttl);
+		p->nargs = 4;
+		break;
+	case TG_STORE_A_COMMIT:
+	case TG_STORE_A_REFUND:
+		p->which = req->kind == TG_STORE_A_COMMIT ? TG_REDIS_COMMIT :
+		    TG_REDIS_REFUND;
+		(void)tg_redis_u64(p->b[0], sizeof(p->b[0]), req->id);
+		p->nargs = 1;
+		break;
+	case TG_STORE_A_USAGE:
+		p->which = TG_REDIS_USAGE;
+		(void)tg_redis_u64(p->b[0], sizeof(p->b[0]), req->window);
+		(void)tg_redis_u64(p->b[1], sizeof(p->b[1]), req->limit);
+		p->nargs = 2;
+		break;
+	case TG_STORE_A_KV_INCR:
+		p->which = TG_REDIS_INCR;
+		(void)snprintf(p->b[0], sizeof(p->b[0]), "%" PRId64,
+		    req->delta);
+		(void)tg_redis_u64(p->b[1], sizeof(p->b[1]), req->ttl);
+		p->nargs = 2;
+		break;
+	case TG_STORE_A_KV_GET:
+	case TG_STORE_A_KV_SET:
+	case TG_STORE_A_KV_DEL:
+		/* TG_REDIS_INCR's one key is the record's. */
+		p->which = TG_REDIS_INCR;
+		p->plain = true;
+		(void)tg_redis_u64(p->b[0], sizeof(p->b[0]), req->ttl);
+		break;
+	}
+}
+
 /* tg_store_redis_async_send - one script, its answer from the loop */
 enum tg_status
 tg_store_redis_async_send(void *arg, struct tg_store_areq *req,
@@ -326,17 +471,7 @@ tg_store_redis_async_send(void *arg, struct tg_store_areq *req,
 	p = tg_calloc(1, sizeof(*p));
 	p->ra = ra;
 	p->req = req;
-	if (req->kind == TG_STORE_A_RESERVE) {
-		p->which = TG_REDIS_RESERVE;
-		(void)tg_redis_u64(p->b[0], sizeof(p->b[0]), req->window);
-		(void)tg_redis_u64(p->b[1], sizeof(p->b[1]), req->limit);
-		(void)tg_redis_u64(p->b[2], sizeof(p->b[2]), req->amount);
-		(void)tg_redis_u64(p->b[3], sizeof(p->b[3]), req->ttl);
-	} else {
-		p->which = req->kind == TG_STORE_A_COMMIT ? TG_REDIS_COMMIT :
-		    TG_REDIS_REFUND;
-		(void)tg_redis_u64(p->b[0], sizeof(p->b[0]), req->id);
-	}
+	tg_redis_async_args(p, req);
 	p->nkeys = tg_redis_keys(p->which, req->key, p->keys);
 	if (tg_redis_async_cmd(p, ra->ac) != REDIS_OK) {
 		tg_redis_pending_free(p);

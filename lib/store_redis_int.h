@@ -55,6 +55,17 @@ enum tg_status	 tg_redis_breaker(struct tg_store_redis *, struct tg_err *);
 /* tg_redis_put - return c (NULL: none) to the pool, or close it; ok
  * false counts a failure for the breaker, true closes the breaker */
 void		 tg_redis_put(struct tg_store_redis *, redisContext *, bool);
+/* tg_redis_run - one command through the pool and the breaker; TG_OK
+ * with *rep for the caller to free, an error reply is TG_TEMP/TG_PERM */
+enum tg_status	 tg_redis_run(struct tg_store_redis *, int, const char **,
+		    const size_t *, redisReply **, struct tg_err *);
+/* tg_redis_glob - append prefix with SCAN's pattern characters escaped */
+struct tg_buf;
+void		 tg_redis_glob(struct tg_buf *, const char *);
+/* tg_store_redis_kv_list - SCAN the records (store_redis_scan.c) */
+enum tg_status	 tg_store_redis_kv_list(void *, const char *,
+		    tg_store_kv_list_cb, void *, struct tg_err *);
+
 /* Parse a script's answer. */
 enum tg_status	 tg_redis_reserve_reply(struct tg_store_redis *,
 		    const redisReply *, struct tg_store_quota *,

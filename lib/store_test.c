@@ -10,12 +10,8 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -24,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +30,7 @@
 #include "tollgate/log.h"
 #include "tollgate/store.h"
 #include "tollgate/util.h"
+#include "tg_test.h"
 
 #define STORE_TEST_THREADS	32
 #define STORE_TEST_CALLS	20	/* per thread */
@@ -54,8 +50,7 @@ struct store_test_run {
 
 static char		 store_test_dir[] = "/tmp/store_test.XXXXXX";
 static char		 store_test_lmdb[512];
-static pid_t		 store_test_redis_pid = -1;
-static int		 store_test_port;
+static struct tg_test_redis store_test_redis = TG_TEST_REDIS_INIT;
 static pthread_mutex_t	 store_test_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tg_buf	 store_test_log;
 
@@ -101,85 +96,14 @@ store_test_sleep(long ms)
 		continue;
 }
 
-/* store_test_free_port - a loopback port nobody listens on now */
-static int
-store_test_free_port(void)
-{
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof(sin);
-	int			fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd != -1);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	(void)close(fd);
-	return port;
-}
-
-/* store_test_redis_cmd - one command on a direct connection, or -1 */
-static int
-store_test_redis_cmd(const char *cmd)
-{
-	struct timeval	 tv = { 1, 0 };
-	redisContext	*c;
-	redisReply	*rep;
-	int		 ok = -1;
-
-	c = redisConnectWithTimeout("127.0.0.1", store_test_port, tv);
-	if (c == NULL || c->err != 0) {
-		redisFree(c);
-		return -1;
-	}
-	if ((rep = redisCommand(c, cmd)) != NULL) {
-		ok = rep->type == REDIS_REPLY_ERROR ? -1 : 0;
-		freeReplyObject(rep);
-	}
-	redisFree(c);
-	return ok;
-}
-
-/* store_test_redis_start - redis-server on the port; waits for PING */
+/* store_test_redis_start - redis-server on its port (a free one at first) */
 static void
 store_test_redis_start(void)
 {
-	char	port[16];
-	int	i, fd;
-
-	(void)snprintf(port, sizeof(port), "%d", store_test_port);
-	store_test_redis_pid = fork();
-	assert_true(store_test_redis_pid != -1);
-	if (store_test_redis_pid == 0) {
-		if ((fd = open("/dev/null", O_WRONLY)) != -1) {
-			(void)dup2(fd, 1);
-			(void)dup2(fd, 2);
-		}
-		execlp("redis-server", "redis-server", "--port", port,
-		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		    "--dir", store_test_dir, "--daemonize", "no", (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500; i++) {
-		if (store_test_redis_cmd("PING") == 0)
-			return;
-		store_test_sleep(10);
-	}
-	fail_msg("redis-server did not answer on port %d", store_test_port);
-}
-
-/* store_test_redis_kill - SIGKILL, and reap it */
-static void
-store_test_redis_kill(void)
-{
-	if (store_test_redis_pid <= 0)
-		return;
-	(void)kill(store_test_redis_pid, SIGKILL);
-	(void)waitpid(store_test_redis_pid, NULL, 0);
-	store_test_redis_pid = -1;
+	if (tg_test_redis_start(&store_test_redis, store_test_dir,
+	    store_test_redis.port) == -1)
+		fail_msg("redis-server did not answer on port %d",
+		    store_test_redis.port);
 }
 
 /* store_test_open - a store of the backend; Redis with short limits */
@@ -195,7 +119,7 @@ store_test_open(enum tg_store_backend backend, enum tg_store_on_error oe)
 	conf.backend = backend;
 	conf.path = store_test_lmdb;
 	(void)snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0",
-	    store_test_port);
+	    store_test_redis.port);
 	conf.url = url;
 	conf.timeout_ms = 300;
 	conf.breaker_failures = 3;
@@ -665,6 +589,101 @@ case_sweep(struct tg_store *s, enum tg_store_backend b)
 	assert_int_equal(removed, 0);
 }
 
+/* What case_kv_list's callback saw. */
+struct store_test_kvl {
+	struct tg_store	*s;
+	size_t		 n, dup, bad;
+	size_t		 stop_at;	/* 0: never stop */
+	bool		 del;		/* delete what is reported */
+	unsigned char	 seen[2600];
+};
+
+/* store_test_kvl_cb - check one record, remember it, maybe delete it */
+static bool
+store_test_kvl_cb(const struct tg_store_kv_rec *r, void *arg)
+{
+	struct store_test_kvl	*t = arg;
+	long			 i;
+	char			 want[32];
+
+	if (strncmp(r->key, "kvl:", 4) != 0 ||
+	    !tg_parse_long(r->key + 4, 0, 2599, &i)) {
+		t->bad++;
+		return true;
+	}
+	(void)snprintf(want, sizeof(want), "v%ld", i);
+	if (r->len != strlen(want) || strcmp(r->value, want) != 0 ||
+	    (i % 2 == 0 ? r->ttl_ms != 0 : r->ttl_ms == 0 ||
+	    r->ttl_ms > 60000))
+		t->bad++;
+	if (t->seen[i]++ != 0)
+		t->dup++;
+	t->n++;
+	if (t->del)
+		assert_int_equal(tg_store_kv_del(t->s, r->key, NULL), TG_OK);
+	return t->stop_at == 0 || t->n < t->stop_at;
+}
+
+/* case_kv_list - every live record of a prefix, over several pages */
+static void
+case_kv_list(struct tg_store *s, enum tg_store_backend b)
+{
+	struct store_test_kvl	 t;
+	struct tg_err		 err;
+	char			 key[32], val[32];
+	size_t			 i, uniq;
+	int			 j;
+
+	(void)b;
+	/* 2.5 pages; the even ones never expire, the odd in a minute */
+	for (j = 0; j < 2500; j++) {
+		(void)snprintf(key, sizeof(key), "kvl:%d", j);
+		(void)snprintf(val, sizeof(val), "v%d", j);
+		assert_int_equal(tg_store_kv_set_ttl(s, key, val, strlen(val),
+		    j % 2 == 0 ? 0 : 60000, NULL), TG_OK);
+	}
+	/* Not listed: another prefix, an expired record, a counter. */
+	assert_int_equal(tg_store_kv_set_ttl(s, "kvm:1", "x", 1, 0, NULL),
+	    TG_OK);
+	assert_int_equal(tg_store_kv_set_ttl(s, "kvl:2599", "v2599", 5, 100,
+	    NULL), TG_OK);
+	assert_true(store_test_reserve(s, "kvl:q", 60000, 5, 1,
+	    60000).admitted);
+	store_test_sleep(200);
+	memset(&t, 0, sizeof(t));
+	t.s = s;
+	assert_int_equal(tg_store_kv_list(s, "kvl:", store_test_kvl_cb, &t,
+	    NULL), TG_OK);
+	for (i = uniq = 0; i < 2500; i++)
+		uniq += t.seen[i] != 0;
+	assert_int_equal(uniq, 2500);
+	assert_int_equal(t.bad, 0);
+	assert_int_equal(t.seen[2599], 0);
+	/* Stopping early, then deleting from the callback. */
+	memset(&t, 0, sizeof(t));
+	t.s = s;
+	t.stop_at = 1500;
+	assert_int_equal(tg_store_kv_list(s, "kvl:", store_test_kvl_cb, &t,
+	    NULL), TG_OK);
+	assert_int_equal(t.n, 1500);
+	memset(&t, 0, sizeof(t));
+	t.s = s;
+	t.del = true;
+	assert_int_equal(tg_store_kv_list(s, "kvl:", store_test_kvl_cb, &t,
+	    NULL), TG_OK);
+	assert_int_equal(t.n - t.dup, 2500);
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(tg_store_kv_list(s, "kvl:", store_test_kvl_cb, &t,
+	    NULL), TG_OK);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(tg_store_kv_del(s, "kvm:1", NULL), TG_OK);
+	/* A bad prefix is refused. */
+	assert_int_equal(tg_store_kv_list(s, "", store_test_kvl_cb, &t, &err),
+	    TG_PERM);
+	assert_int_equal(tg_store_kv_list(s, "a b", store_test_kvl_cb, &t,
+	    &err), TG_PERM);
+}
+
 /* case_reopen - counters survive closing and opening the store */
 static void
 case_reopen(struct tg_store *s, enum tg_store_backend b)
@@ -714,9 +733,11 @@ case_noscript(struct tg_store *s, enum tg_store_backend b)
 
 	q = store_test_reserve(s, "noscript", 60000, 3, 1, 60000);
 	assert_true(q.admitted);
-	assert_int_equal(store_test_redis_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(tg_test_redis_cmd(&store_test_redis, "SCRIPT FLUSH"),
+	    0);
 	assert_int_equal(tg_store_commit(s, "noscript", q.id, NULL), TG_OK);
-	assert_int_equal(store_test_redis_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(tg_test_redis_cmd(&store_test_redis, "SCRIPT FLUSH"),
+	    0);
 	q = store_test_reserve(s, "noscript", 60000, 3, 2, 60000);
 	assert_true(q.admitted);
 	assert_int_equal(q.used, 3);
@@ -732,12 +753,12 @@ case_slow(struct tg_store *s, enum tg_store_backend b)
 
 	assert_true(store_test_reserve(s, "slow", 60000, 5, 1,
 	    60000).admitted);
-	assert_int_equal(kill(store_test_redis_pid, SIGSTOP), 0);
+	assert_int_equal(kill(store_test_redis.pid, SIGSTOP), 0);
 	t = store_test_ms();
 	assert_int_equal(tg_store_reserve(s, "slow", 60000, 5, 1, 60000, &q,
 	    &err), TG_TEMP);
 	t = store_test_ms() - t;
-	assert_int_equal(kill(store_test_redis_pid, SIGCONT), 0);
+	assert_int_equal(kill(store_test_redis.pid, SIGCONT), 0);
 	assert_non_null(strstr(err.text, "redis 127.0.0.1:"));
 	assert_true(t >= 250 && t < 1500);
 	assert_false(q.admitted);
@@ -793,7 +814,7 @@ store_test_kill_mid_run(enum tg_store_backend b)
 			abort();
 	}
 	store_test_sleep(100);
-	store_test_redis_kill();
+	tg_test_redis_stop(&store_test_redis);
 	store_test_sleep(100);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < 8; i++) {
@@ -839,6 +860,9 @@ case_down(struct tg_store *s, enum tg_store_backend b)
 	    &err), TG_TEMP);
 	assert_true(store_test_ms() - t < 20);
 	assert_non_null(strstr(err.text, "unavailable after 3 failures"));
+	/* Listing fails the same way, at once. */
+	assert_int_equal(tg_store_kv_list(s, "down", store_test_kvl_cb, NULL,
+	    &err), TG_TEMP);
 	/* on_error = local: approximately the limit, from this process. */
 	for (i = 0; i < 8; i++) {
 		assert_int_equal(tg_store_reserve(loc, "down", 60000, 5, 1,
@@ -990,6 +1014,169 @@ case_async(struct tg_store *s, enum tg_store_backend b)
 	event_base_free(t.base);
 }
 
+/* What case_async_kv's callbacks got. */
+struct store_test_akv {
+	struct store_test_async	*t;
+	char			 value[64];
+	int64_t			 n;
+	uint64_t		 used;
+};
+
+/* store_test_akv_get - kv_get's callback */
+static void
+store_test_akv_get(enum tg_status st, const char *v, size_t len,
+    const struct tg_err *err, void *arg)
+{
+	struct store_test_akv	*k = arg;
+
+	if ((st == TG_OK) != (v != NULL) || (v != NULL && v[len] != '\0'))
+		k->t->reentered += 1000;
+	(void)snprintf(k->value, sizeof(k->value), "%s", v != NULL ? v : "");
+	store_test_async_note(k->t, st, err);
+}
+
+/* store_test_akv_int - kv_incr's callback */
+static void
+store_test_akv_int(enum tg_status st, int64_t n, const struct tg_err *err,
+    void *arg)
+{
+	struct store_test_akv	*k = arg;
+
+	k->n = n;
+	store_test_async_note(k->t, st, err);
+}
+
+/* store_test_akv_usage - usage's callback */
+static void
+store_test_akv_usage(enum tg_status st, const struct tg_store_usage *u,
+    const struct tg_err *err, void *arg)
+{
+	struct store_test_akv	*k = arg;
+
+	if ((st == TG_OK) != (u != NULL))
+		k->t->reentered += 1000;
+	k->used = u != NULL ? u->used : 0;
+	store_test_async_note(k->t, st, err);
+}
+
+/* store_test_akv_done - kv_set's and kv_del's callback */
+static void
+store_test_akv_done(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	store_test_async_note(((struct store_test_akv *)arg)->t, st, err);
+}
+
+/* case_async_kv - records and usage through the callback API */
+static void
+case_async_kv(struct tg_store *s, enum tg_store_backend b)
+{
+	struct store_test_async	 t = { 0 };
+	struct store_test_akv	 k = { .t = &t };
+	struct tg_store_async	*a;
+	char			*v;
+	size_t			 len;
+
+	(void)b;
+	assert_non_null(t.base = event_base_new());
+	a = tg_store_async_new(s, t.base);
+	t.in_call = true;
+	tg_store_async_kv_get(a, "akv:1", store_test_akv_get, &k);
+	t.in_call = false;
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_NOTFOUND);
+	t.in_call = true;
+	tg_store_async_kv_set(a, "akv:1", "hello", 5, 0, store_test_akv_done,
+	    &k);
+	tg_store_async_kv_set(a, "akv:2", "brief", 5, 150,
+	    store_test_akv_done, &k);
+	tg_store_async_kv_get(a, "akv:1", store_test_akv_get, &k);
+	t.in_call = false;
+	store_test_async_run(&t, 3);
+	assert_int_equal(t.last, TG_OK);
+	assert_string_equal(k.value, "hello");
+	/* The synchronous side sees what the async side wrote. */
+	assert_int_equal(tg_store_kv_get(s, "akv:2", &v, &len, NULL), TG_OK);
+	assert_string_equal(v, "brief");
+	free(v);
+	store_test_sleep(250);
+	tg_store_async_kv_get(a, "akv:2", store_test_akv_get, &k);
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_NOTFOUND);
+	tg_store_async_kv_incr(a, "akv:n", 3, 60000, store_test_akv_int, &k);
+	tg_store_async_kv_incr(a, "akv:n", 4, 60000, store_test_akv_int, &k);
+	store_test_async_run(&t, 2);
+	assert_int_equal(t.last, TG_OK);
+	assert_int_equal(k.n, 7);
+	/* A record that is not a counter. */
+	tg_store_async_kv_incr(a, "akv:1", 1, 0, store_test_akv_int, &k);
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_PERM);
+	tg_store_async_kv_del(a, "akv:1", store_test_akv_done, &k);
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_OK);
+	tg_store_async_kv_del(a, "akv:1", store_test_akv_done, &k);
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_NOTFOUND);
+	assert_true(store_test_reserve(s, "akv:q", 60000, 10, 3,
+	    60000).admitted);
+	tg_store_async_usage(a, "akv:q", 60000, 10, store_test_akv_usage, &k);
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_OK);
+	assert_int_equal(k.used, 3);
+	/* Bad arguments fail from the loop. */
+	t.in_call = true;
+	tg_store_async_kv_get(a, "bad key", store_test_akv_get, &k);
+	tg_store_async_usage(a, "akv:q", 0, 10, store_test_akv_usage, &k);
+	tg_store_async_kv_set(a, "akv:big", "x", TG_STORE_VALUE_MAX + 1, 0,
+	    store_test_akv_done, &k);
+	t.in_call = false;
+	store_test_async_run(&t, 3);
+	assert_int_equal(t.last, TG_PERM);
+	assert_int_equal(t.reentered, 0);
+	a = tg_store_async_free(a);
+	event_base_free(t.base);
+}
+
+/* A callback that starts another call, as policyd's checks do. */
+struct store_test_chain {
+	struct tg_store_async	*a;
+	int			 calls;
+	enum tg_status		 last;
+};
+
+/* store_test_chain_cb - the first two answers each start a call */
+static void
+store_test_chain_cb(enum tg_status st, const char *v, size_t len,
+    const struct tg_err *err, void *arg)
+{
+	struct store_test_chain	*c = arg;
+
+	(void)v;
+	(void)len;
+	(void)err;
+	c->last = st;
+	if (++c->calls < 3)
+		tg_store_async_kv_get(c->a, "chain:1", store_test_chain_cb, c);
+}
+
+/* case_async_free_chain - freed with a call pending whose callbacks
+ * call again: all answer, the later ones TG_TEMP, none after free */
+static void
+case_async_free_chain(struct tg_store *s, enum tg_store_backend b)
+{
+	struct store_test_chain	 c = { 0 };
+	struct event_base	*base;
+
+	(void)b;
+	assert_non_null(base = event_base_new());
+	c.a = tg_store_async_new(s, base);
+	tg_store_async_kv_get(c.a, "chain:1", store_test_chain_cb, &c);
+	c.a = tg_store_async_free(c.a);
+	assert_int_equal(c.calls, 3);
+	assert_int_equal(c.last, TG_TEMP);
+	event_base_free(base);
+}
+
 /* case_async_faults - NOSCRIPT, a silent server, freeing mid-call */
 static void
 case_async_faults(struct tg_store *s, enum tg_store_backend b)
@@ -1000,20 +1187,22 @@ case_async_faults(struct tg_store *s, enum tg_store_backend b)
 
 	assert_non_null(t.base = event_base_new());
 	a = tg_store_async_new(s, t.base);
-	assert_int_equal(store_test_redis_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(tg_test_redis_cmd(&store_test_redis, "SCRIPT FLUSH"),
+	    0);
 	tg_store_async_reserve(a, "afault", 60000, 10, 1, 60000,
 	    store_test_async_quota, &t);
 	store_test_async_run(&t, 1);
 	assert_int_equal(t.last, TG_OK);
 	assert_int_equal(t.admitted, 1);
 	/* Flushed while the hash is known: EVALSHA, NOSCRIPT, EVAL. */
-	assert_int_equal(store_test_redis_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(tg_test_redis_cmd(&store_test_redis, "SCRIPT FLUSH"),
+	    0);
 	tg_store_async_reserve(a, "afault", 60000, 10, 1, 60000,
 	    store_test_async_quota, &t);
 	store_test_async_run(&t, 1);
 	assert_int_equal(t.last, TG_OK);
 	assert_int_equal(t.admitted, 2);
-	assert_int_equal(kill(store_test_redis_pid, SIGSTOP), 0);
+	assert_int_equal(kill(store_test_redis.pid, SIGSTOP), 0);
 	ms = store_test_ms();
 	tg_store_async_reserve(a, "afault", 60000, 10, 1, 60000,
 	    store_test_async_quota, &t);
@@ -1030,7 +1219,7 @@ case_async_faults(struct tg_store *s, enum tg_store_backend b)
 	a = tg_store_async_free(a);
 	assert_int_equal(t.calls, 4);
 	assert_int_equal(t.last, TG_TEMP);
-	assert_int_equal(kill(store_test_redis_pid, SIGCONT), 0);
+	assert_int_equal(kill(store_test_redis.pid, SIGCONT), 0);
 	/* A new handle connects and is served. */
 	a = tg_store_async_new(s, t.base);
 	tg_store_async_reserve(a, "afault", 60000, 10, 1, 60000,
@@ -1052,11 +1241,14 @@ static const struct store_test_case store_test_cases[] = {
 	{ "usage and remaining", case_usage, false },
 	{ "list and reset", case_list_reset, false },
 	{ "key/value records", case_kv, false },
+	{ "listing key/value records", case_kv_list, false },
 	{ "hostile keys", case_hostile, false },
 	{ "sweeping", case_sweep, false },
 	{ "counters survive reopening", case_reopen, false },
 	{ "counters survive closing all", case_reopen_cold, false },
 	{ "asynchronous calls", case_async, false },
+	{ "asynchronous records and usage", case_async_kv, false },
+	{ "freeing with a chain of calls", case_async_free_chain, false },
 	{ "NOSCRIPT is recovered", case_noscript, true },
 	{ "asynchronous faults", case_async_faults, true },
 	{ "a stopped server times out", case_slow, true },
@@ -1130,7 +1322,6 @@ store_test_setup(void **state)
 	    store_test_dir);
 	tg_log_set_sink(store_test_sink, NULL);
 	tg_log_set_level(TG_LOG_DEBUG);
-	store_test_port = store_test_free_port();
 	store_test_redis_start();
 	return 0;
 }
@@ -1141,7 +1332,7 @@ store_test_teardown(void **state)
 {
 	char	cmd[600];
 
-	store_test_redis_kill();
+	tg_test_redis_stop(&store_test_redis);
 	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", store_test_dir);
 	if (system(cmd) != 0)
 		return -1;

@@ -19,8 +19,12 @@
  *   grey:awl:NET                present while NET is whitelisted
  * The SPF result is cached in the store for spf_cache_ttl, so a
  * triplet's retries and its other recipients cost no DNS.  Store calls
- * are synchronous, each bounded by [store] timeout.  Runs on the event
- * loop's thread only; configuration is read-only after init.
+ * are asynchronous (each bounded by [store] timeout): a request's state
+ * is a struct gl_req that goes from one callback to the next, and the
+ * loop serves other connections meanwhile.  SPF itself is not: its DNS
+ * lookups block the loop for at most spf_time_limit, and only on a
+ * cache miss.  Runs on the event loop's thread only; configuration is
+ * read-only after init.
  */
 #include "config.h"
 
@@ -83,7 +87,7 @@ static const struct tg_param gl_params[] = {
 	TG_PARAM_END
 };
 
-static struct tg_store		*gl_store;
+static struct tg_store_async	*gl_astore;
 static struct tg_dns		*gl_dns;
 static struct tg_netlist	*gl_exempt;
 static time_t			(*gl_clock)(void);
@@ -100,6 +104,13 @@ void
 pd_greylist_set_clock(time_t (*fn)(void))
 {
 	gl_clock = fn;
+}
+
+/* pd_greylist_delay - the loaded delay */
+long
+pd_greylist_delay(void)
+{
+	return gl_conf.delay;
 }
 
 /* gl_init - validate what the loader cannot */
@@ -126,7 +137,7 @@ gl_init(const struct pd_env *env, struct tg_err *err)
 	    &nerr)) == NULL)
 		return tg_err_set(err, TG_PERM, "[greylist] exempt_networks: "
 		    "%s", nerr.text);
-	gl_store = env->store;
+	gl_astore = env->astore;
 	gl_dns = env->dns;
 	return TG_OK;
 }
@@ -136,7 +147,7 @@ static void
 gl_fini(void)
 {
 	gl_exempt = tg_netlist_free(gl_exempt);
-	gl_store = NULL;
+	gl_astore = NULL;
 	gl_dns = NULL;
 }
 
@@ -209,47 +220,58 @@ gl_key(const char *prefix, const char *a, const char *b, const char *c)
 	return tg_printf_dup("%sh%016" PRIx64, prefix, h);
 }
 
-/* gl_spf_domain - the sender's domain if SPF passes the client, else
- * NULL; the result is cached in the store */
-static enum tg_status
-gl_spf_domain(const struct pd_request *req, const char *ip,
-    const char *sender, char **domain, struct tg_buf *note,
-    struct tg_err *err)
-{
-	struct spf_request	 sreq;
-	struct spf_answer	 ans;
-	enum spf_result		 r = SPF_NONE;
-	enum tg_status		 st;
-	const char		*at = strrchr(sender, '@');
-	char			*key, *v = NULL;
-	size_t			 len;
+/*
+ * One request's greylisting, from store callback to store callback:
+ * the whitelist, the SPF cache (and SPF), the triplet, then the pass
+ * counted towards the whitelist.  Freed by gl_finish.
+ */
+struct gl_req {
+	struct pd_job	*job;
+	char		 net[INET6_ADDRSTRLEN + 8];
+	char		*ip, *sender, *rcpt, *helo;
+	char		*spf_key;
+	char		*domain;	/* "d=DOMAIN" when SPF passed */
+	char		*key;		/* the triplet's */
+	long long	 first;
+	int		 passed;
+	time_t		 now;
+};
 
-	*domain = NULL;
-	if (!gl_conf.spf_pool || at == NULL || at[1] == '\0')
-		return TG_OK;
-	key = gl_key("grey:spf:", ip, at + 1, NULL);
-	st = tg_store_kv_get(gl_store, key, &v, &len, err);
-	if (st == TG_OK && spf_result_parse(v, &r)) {
-		tg_buf_printf(note, " spf=%s(cached)", spf_result_name(r));
-	} else if (st == TG_OK || st == TG_NOTFOUND) {
-		memset(&sreq, 0, sizeof(sreq));
-		sreq.ip = ip;
-		sreq.helo = pd_request_get(req, "helo_name");
-		sreq.sender = sender;
-		sreq.receiver = "tollgate-policyd";
-		sreq.time_limit = gl_conf.spf_time_limit;
-		r = spf_check(gl_dns, &sreq, &ans) == TG_OK ? ans.result :
-		    SPF_PERMERROR;
-		tg_buf_printf(note, " spf=%s", spf_result_name(r));
-		st = r == SPF_TEMPERROR ? TG_OK : tg_store_kv_set_ttl(gl_store,
-		    key, spf_result_name(r), strlen(spf_result_name(r)),
-		    (uint64_t)gl_conf.spf_cache_ttl * 1000, err);
-	}
-	free(v);
-	free(key);
-	if (st == TG_OK && r == SPF_PASS)
-		*domain = tg_printf_dup("d=%s", at + 1);
-	return st;
+static void	gl_after_awl(enum tg_status, const char *, size_t,
+		    const struct tg_err *, void *);
+static void	gl_after_spf_get(enum tg_status, const char *, size_t,
+		    const struct tg_err *, void *);
+static void	gl_after_spf_set(enum tg_status, const struct tg_err *,
+		    void *);
+static void	gl_triplet(struct gl_req *);
+static void	gl_after_get(enum tg_status, const char *, size_t,
+		    const struct tg_err *, void *);
+static void	gl_after_set(enum tg_status, const struct tg_err *, void *);
+static void	gl_after_pass(enum tg_status, const struct tg_err *, void *);
+static void	gl_after_incr(enum tg_status, int64_t, const struct tg_err *,
+		    void *);
+static void	gl_after_awl_set(enum tg_status, const struct tg_err *,
+		    void *);
+
+/* gl_finish - answer the job and free the request's state */
+static void
+gl_finish(struct gl_req *g, enum tg_status st, const struct tg_err *err)
+{
+	struct pd_job	*job = g->job;
+
+	if (st != TG_OK && err != NULL)
+		job->err = *err;
+	else if (st != TG_OK)
+		(void)tg_err_set(&job->err, st, "greylist: store failed");
+	free(g->ip);
+	free(g->sender);
+	free(g->rcpt);
+	free(g->helo);
+	free(g->spf_key);
+	free(g->domain);
+	free(g->key);
+	free(g);
+	pd_check_done(job, st);
 }
 
 /* gl_defer - the deferral with the wait in seconds */
@@ -267,130 +289,261 @@ gl_defer(struct tg_buf *action, long wait)
 	tg_buf_puts(action, p);
 }
 
-/* gl_passed - a triplet passed: count it towards the whitelist */
-static enum tg_status
-gl_passed(const char *net, struct tg_buf *note, struct tg_err *err)
+/* gl_after_awl - the network's whitelist record, or none */
+static void
+gl_after_awl(enum tg_status st, const char *v, size_t len,
+    const struct tg_err *err, void *arg)
 {
-	enum tg_status	 st;
-	int64_t		 n;
+	struct gl_req	*g = arg;
+	const char	*at = strrchr(g->sender, '@');
+
+	(void)v;
+	(void)len;
+	if (st == TG_OK) {
+		tg_buf_printf(&g->job->note, " greylist=whitelisted net=%s",
+		    g->net);
+		gl_finish(g, TG_OK, NULL);
+		return;
+	}
+	if (st != TG_NOTFOUND) {
+		gl_finish(g, st, err);
+		return;
+	}
+	if (!gl_conf.spf_pool || at == NULL || at[1] == '\0') {
+		gl_triplet(g);
+		return;
+	}
+	g->spf_key = gl_key("grey:spf:", g->ip, at + 1, NULL);
+	tg_store_async_kv_get(gl_astore, g->spf_key, gl_after_spf_get, g);
+}
+
+/* gl_spf_passed - SPF result r decided the origin */
+static void
+gl_spf_passed(struct gl_req *g, enum spf_result r)
+{
+	if (r == SPF_PASS)
+		g->domain = tg_printf_dup("d=%s", strrchr(g->sender, '@') + 1);
+}
+
+/*
+ * gl_after_spf_get - the cached SPF result, else SPF now (its DNS
+ * blocks the loop for at most spf_time_limit) and cache it
+ */
+static void
+gl_after_spf_get(enum tg_status st, const char *v, size_t len,
+    const struct tg_err *err, void *arg)
+{
+	struct gl_req		*g = arg;
+	struct spf_request	 sreq;
+	struct spf_answer	 ans;
+	enum spf_result		 r = SPF_NONE;
+
+	(void)len;
+	if (st == TG_OK && spf_result_parse(v, &r)) {
+		tg_buf_printf(&g->job->note, " spf=%s(cached)",
+		    spf_result_name(r));
+		gl_spf_passed(g, r);
+		gl_triplet(g);
+		return;
+	}
+	if (st != TG_OK && st != TG_NOTFOUND) {
+		gl_finish(g, st, err);
+		return;
+	}
+	memset(&sreq, 0, sizeof(sreq));
+	sreq.ip = g->ip;
+	sreq.helo = g->helo;
+	sreq.sender = g->sender;
+	sreq.receiver = "tollgate-policyd";
+	sreq.time_limit = gl_conf.spf_time_limit;
+	r = spf_check(gl_dns, &sreq, &ans) == TG_OK ? ans.result :
+	    SPF_PERMERROR;
+	tg_buf_printf(&g->job->note, " spf=%s", spf_result_name(r));
+	gl_spf_passed(g, r);
+	if (r == SPF_TEMPERROR) {
+		gl_triplet(g);
+		return;
+	}
+	tg_store_async_kv_set(gl_astore, g->spf_key, spf_result_name(r),
+	    strlen(spf_result_name(r)), (uint64_t)gl_conf.spf_cache_ttl * 1000,
+	    gl_after_spf_set, g);
+}
+
+/* gl_after_spf_set - the SPF result is cached */
+static void
+gl_after_spf_set(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	struct gl_req	*g = arg;
+
+	if (st != TG_OK) {
+		gl_finish(g, st, err);
+		return;
+	}
+	gl_triplet(g);
+}
+
+/* gl_triplet - the origin is known: read the triplet */
+static void
+gl_triplet(struct gl_req *g)
+{
+	g->key = gl_key("grey:t:", g->domain != NULL ? g->domain : g->net,
+	    g->sender, g->rcpt);
+	tg_buf_printf(&g->job->note, " key=%s", g->key);
+	tg_store_async_kv_get(gl_astore, g->key, gl_after_get, g);
+}
+
+/* gl_set - write the triplet as val for ttl seconds, then next */
+static void
+gl_set(struct gl_req *g, long long first, int passed, long ttl,
+    tg_store_done_cb next)
+{
+	char	val[64];
+
+	(void)snprintf(val, sizeof(val), "%lld %d", first, passed);
+	tg_store_async_kv_set(gl_astore, g->key, val, strlen(val),
+	    (uint64_t)ttl * 1000, next, g);
+}
+
+/* gl_after_get - defer, pass or renew the triplet */
+static void
+gl_after_get(enum tg_status st, const char *v, size_t len,
+    const struct tg_err *err, void *arg)
+{
+	struct gl_req	*g = arg;
+	struct tg_buf	*note = &g->job->note;
+
+	(void)len;
+	g->first = 0;
+	g->passed = 0;
+	if (st == TG_OK && (sscanf(v, "%lld %d", &g->first, &g->passed) != 2 ||
+	    g->first > (long long)g->now))
+		st = TG_NOTFOUND;	/* unreadable or from the future */
+	if (st == TG_NOTFOUND) {
+		tg_buf_printf(note, " greylist=new wait=%ld", gl_conf.delay);
+		g->first = (long long)g->now;
+		g->passed = 0;
+		if (gl_conf.delay > 0) {
+			gl_defer(&g->job->action, gl_conf.delay);
+			gl_set(g, g->first, 0, gl_conf.retry_window,
+			    gl_after_set);
+			return;
+		}
+	} else if (st != TG_OK) {
+		gl_finish(g, st, err);
+		return;
+	} else if (!g->passed && g->now - g->first < gl_conf.delay) {
+		tg_buf_printf(note, " greylist=early wait=%lld",
+		    (long long)(gl_conf.delay - (g->now - g->first)));
+		gl_defer(&g->job->action, (long)(gl_conf.delay -
+		    (g->now - g->first)));
+		gl_finish(g, TG_OK, NULL);
+		return;
+	} else
+		tg_buf_printf(note, " greylist=%s", g->passed ? "known" :
+		    "passed");
+	tg_buf_puts(&g->job->action, "DUNNO");
+	gl_set(g, g->first, 1, gl_conf.lifetime, gl_after_pass);
+}
+
+/* gl_after_set - the new triplet is written */
+static void
+gl_after_set(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	gl_finish(arg, st, err);
+}
+
+/* gl_after_pass - the pass is written: count it towards the whitelist */
+static void
+gl_after_pass(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	struct gl_req	*g = arg;
 	char		*key;
 
-	if (gl_conf.whitelist_after == 0)
-		return TG_OK;
-	key = tg_printf_dup("grey:awlc:%s", net);
-	st = tg_store_kv_incr(gl_store, key, 1,
-	    (uint64_t)gl_conf.whitelist_lifetime * 1000, &n, err);
+	if (st != TG_OK || g->passed || gl_conf.whitelist_after == 0) {
+		gl_finish(g, st, err);
+		return;
+	}
+	key = tg_printf_dup("grey:awlc:%s", g->net);
+	tg_store_async_kv_incr(gl_astore, key, 1,
+	    (uint64_t)gl_conf.whitelist_lifetime * 1000, gl_after_incr, g);
 	free(key);
-	if (st != TG_OK || n < gl_conf.whitelist_after)
-		return st;
-	key = tg_printf_dup("grey:awl:%s", net);
-	st = tg_store_kv_set_ttl(gl_store, key, "1", 1,
-	    (uint64_t)gl_conf.whitelist_lifetime * 1000, err);
+}
+
+/* gl_after_incr - enough passes whitelist the network */
+static void
+gl_after_incr(enum tg_status st, int64_t n, const struct tg_err *err,
+    void *arg)
+{
+	struct gl_req	*g = arg;
+	char		*key;
+
+	if (st != TG_OK || n < gl_conf.whitelist_after) {
+		gl_finish(g, st, err);
+		return;
+	}
+	key = tg_printf_dup("grey:awl:%s", g->net);
+	tg_store_async_kv_set(gl_astore, key, "1", 1,
+	    (uint64_t)gl_conf.whitelist_lifetime * 1000, gl_after_awl_set, g);
 	free(key);
+}
+
+/* gl_after_awl_set - the network is whitelisted */
+static void
+gl_after_awl_set(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	struct gl_req	*g = arg;
+
 	if (st == TG_OK)
-		tg_buf_printf(note, " whitelisted=%s", net);
-	return st;
+		tg_buf_printf(&g->job->note, " whitelisted=%s", g->net);
+	gl_finish(g, st, err);
 }
 
-/* gl_triplet - defer, pass or renew the triplet at key */
-static enum tg_status
-gl_triplet(const char *key, const char *net, struct tg_buf *action,
-    struct tg_buf *note, struct tg_err *err)
+/* gl_start - the check hook: what needs no store, then the whitelist */
+static void
+gl_start(struct pd_job *job)
 {
-	enum tg_status	 st;
-	long long	 first = 0;
-	int		 passed = 0;
-	time_t		 now = gl_time();
-	char		*v = NULL, val[64];
-	size_t		 len;
-
-	st = tg_store_kv_get(gl_store, key, &v, &len, err);
-	if (st == TG_OK && (sscanf(v, "%lld %d", &first, &passed) != 2 ||
-	    first > (long long)now))
-		st = TG_NOTFOUND;	/* unreadable or from the future */
-	free(v);
-	if (st == TG_NOTFOUND) {
-		(void)snprintf(val, sizeof(val), "%lld 0", (long long)now);
-		tg_buf_printf(note, " greylist=new wait=%ld", gl_conf.delay);
-		if (gl_conf.delay == 0)
-			goto pass;
-		gl_defer(action, gl_conf.delay);
-		return tg_store_kv_set_ttl(gl_store, key, val, strlen(val),
-		    (uint64_t)gl_conf.retry_window * 1000, err);
-	}
-	if (st != TG_OK)
-		return st;
-	if (!passed && now - first < gl_conf.delay) {
-		tg_buf_printf(note, " greylist=early wait=%lld",
-		    (long long)(gl_conf.delay - (now - first)));
-		gl_defer(action, (long)(gl_conf.delay - (now - first)));
-		return TG_OK;
-	}
-	tg_buf_printf(note, " greylist=%s", passed ? "known" : "passed");
-pass:
-	(void)snprintf(val, sizeof(val), "%lld 1", first > 0 ? first :
-	    (long long)now);
-	tg_buf_puts(action, "DUNNO");
-	if ((st = tg_store_kv_set_ttl(gl_store, key, val, strlen(val),
-	    (uint64_t)gl_conf.lifetime * 1000, err)) != TG_OK || passed)
-		return st;
-	return gl_passed(net, note, err);
-}
-
-/* gl_check - the check hook */
-static enum tg_status
-gl_check(const struct pd_request *req, struct tg_buf *action,
-    struct tg_buf *note, struct tg_err *err)
-{
+	const struct pd_request	*req = job->req;
 	const char	*ip = pd_request_get(req, "client_address");
 	const char	*sasl = pd_request_get(req, "sasl_username");
 	const char	*state = pd_request_get(req, "protocol_state");
 	const char	*s = pd_request_get(req, "sender");
 	const char	*r = pd_request_get(req, "recipient");
-	enum tg_status	 st;
-	char		 net[INET6_ADDRSTRLEN + 8];
-	char		*key, *origin, *sender, *rcpt, *dom;
-	size_t		 len;
+	const char	*helo = pd_request_get(req, "helo_name");
+	struct gl_req	*g;
+	char		*key;
 
 	if (state != NULL && tg_strcasecmp(state, "RCPT") != 0) {
-		tg_buf_printf(note, " greylist=skip(state)");
-		return TG_OK;
+		tg_buf_printf(&job->note, " greylist=skip(state)");
+		pd_check_done(job, TG_OK);
+		return;
 	}
 	if (gl_conf.exempt_authenticated && sasl != NULL && *sasl != '\0') {
-		tg_buf_printf(note, " greylist=exempt(sasl)");
-		return TG_OK;
+		tg_buf_printf(&job->note, " greylist=exempt(sasl)");
+		pd_check_done(job, TG_OK);
+		return;
 	}
-	if (ip == NULL || !gl_network(ip, net, sizeof(net))) {
-		tg_buf_printf(note, " greylist=skip(no client_address)");
-		return TG_OK;
+	g = tg_calloc(1, sizeof(*g));
+	if (ip == NULL || !gl_network(ip, g->net, sizeof(g->net))) {
+		free(g);
+		tg_buf_printf(&job->note, " greylist=skip(no client_address)");
+		pd_check_done(job, TG_OK);
+		return;
 	}
 	if (tg_netlist_match(gl_exempt, ip)) {
-		tg_buf_printf(note, " greylist=exempt(network)");
-		return TG_OK;
+		free(g);
+		tg_buf_printf(&job->note, " greylist=exempt(network)");
+		pd_check_done(job, TG_OK);
+		return;
 	}
-	key = tg_printf_dup("grey:awl:%s", net);
-	st = tg_store_kv_get(gl_store, key, &origin, &len, err);
+	g->job = job;
+	g->now = gl_time();
+	g->ip = tg_strdup(ip);
+	g->helo = helo != NULL ? tg_strdup(helo) : NULL;
+	g->sender = gl_lower(s != NULL && *s != '\0' ? s : "<>");
+	g->rcpt = gl_lower(r != NULL ? r : "");
+	key = tg_printf_dup("grey:awl:%s", g->net);
+	tg_store_async_kv_get(gl_astore, key, gl_after_awl, g);
 	free(key);
-	if (st == TG_OK) {
-		free(origin);
-		tg_buf_printf(note, " greylist=whitelisted net=%s", net);
-		return TG_OK;
-	}
-	if (st != TG_NOTFOUND)
-		return st;
-	sender = gl_lower(s != NULL && *s != '\0' ? s : "<>");
-	rcpt = gl_lower(r != NULL ? r : "");
-	if ((st = gl_spf_domain(req, ip, sender, &dom, note, err)) == TG_OK) {
-		origin = dom != NULL ? dom : tg_strdup(net);
-		key = gl_key("grey:t:", origin, sender, rcpt);
-		tg_buf_printf(note, " key=%s", key);
-		st = gl_triplet(key, net, action, note, err);
-		free(key);
-		free(origin);
-	}
-	free(sender);
-	free(rcpt);
-	return st;
 }
 
 const struct pd_check pd_check_greylist = {
@@ -398,5 +551,5 @@ const struct pd_check pd_check_greylist = {
 	.params = gl_params,
 	.init = gl_init,
 	.fini = gl_fini,
-	.check = gl_check,
+	.start = gl_start,
 };

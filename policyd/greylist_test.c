@@ -22,9 +22,12 @@
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
 
+#include "pd_test.h"
+
 static char		 gt_dir[] = "/tmp/greylist_test.XXXXXX";
 static time_t		 gt_now;
 static struct tg_store	*gt_store;
+static struct tg_store_async *gt_async;
 
 /* gt_clock - the test's time */
 static time_t
@@ -59,6 +62,7 @@ gt_start(const char *extra, const char *url, struct tg_err *err)
 	if ((gt_store = tg_store_open(&sc, err)) == NULL)
 		return TG_PERM;
 	env.store = gt_store;
+	env.astore = gt_async = pd_test_async(gt_store);
 	env.dns = tg_pipeline_dns();
 	return pd_checks_init(&env, err);
 }
@@ -67,6 +71,7 @@ gt_start(const char *extra, const char *url, struct tg_err *err)
 static void
 gt_stop(void)
 {
+	gt_async = tg_store_async_free(gt_async);
 	pd_checks_fini();
 	gt_store = tg_store_close(gt_store);
 	tg_pipeline_fini();
@@ -127,7 +132,7 @@ gt_run(const struct gt_step *s, time_t t0)
 	    s->sender, s->rcpt, s->extra != NULL ? s->extra : "");
 	assert_int_equal(pd_proto_parse(in.data, in.len, &used, &req),
 	    PD_PARSE_DONE);
-	if (pd_checks_run(&req, &action, &note, &err) != TG_OK)
+	if (pd_test_checks(&req, &action, &note, &err) != TG_OK)
 		fail_msg("%s: check failed: %s", s->label, err.text);
 	if (strcmp(tg_buf_cstr(&action), s->want) != 0)
 		fail_msg("%s: action \"%s\", want \"%s\" (%s)", s->label,
@@ -284,7 +289,7 @@ test_store_down(void **state)
 	tg_buf_init(&note);
 	assert_int_equal(pd_proto_parse(in, strlen(in), &used, &req),
 	    PD_PARSE_DONE);
-	assert_int_equal(pd_checks_run(&req, &action, &note, &err), TG_TEMP);
+	assert_int_equal(pd_test_checks(&req, &action, &note, &err), TG_TEMP);
 	pd_request_clear(&req);
 	tg_buf_fini(&action);
 	tg_buf_fini(&note);

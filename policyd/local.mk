@@ -23,14 +23,14 @@ policyd_policyd_proto_test_SOURCES = policyd/policyd_proto_test.c
 policyd_policyd_proto_test_CFLAGS = $(TG_TEST_CFLAGS)
 policyd_policyd_proto_test_LDADD = $(TG_POLICYD_LIBS) $(TG_CORE_LIBS) \
 	$(CMOCKA_LIBS)
-policyd_greylist_test_SOURCES = policyd/greylist_test.c
+policyd_greylist_test_SOURCES = policyd/greylist_test.c policyd/pd_test.h
 policyd_greylist_test_CFLAGS = $(TG_TEST_CFLAGS)
 policyd_greylist_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
 	milters/pipeline/libtg_pipeline.a $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += policyd/quota_test
 TESTS += policyd/quota_test
-policyd_quota_test_SOURCES = policyd/quota_test.c
+policyd_quota_test_SOURCES = policyd/quota_test.c policyd/pd_test.h
 policyd_quota_test_CFLAGS = $(TG_TEST_CFLAGS)
 policyd_quota_test_LDADD = $(TG_TEST_LIBS) $(TG_PIPELINE_LIBS) \
 	milters/pipeline/libtg_pipeline.a $(TG_PIPELINE_LIBS) $(CMOCKA_LIBS)

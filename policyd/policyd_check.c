@@ -6,13 +6,18 @@
  * adds its descriptor to pd_registry and nothing else: its
  * config section follows from the table.  Everything here is set up at
  * start-up and read-only afterwards; the event loop's thread calls
- * pd_checks_run.
+ * pd_checks_start.  A job runs its checks one after another: each
+ * check's pd_check_done starts the next (from inside the previous
+ * check's start when it needed no store: the depth is bounded by the
+ * number of checks), and the job's own state says which is running, so
+ * any number of jobs are in flight at once.
  */
 #include "config.h"
 
 #include <string.h>
 
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 #include "tollgate/policyd.h"
 
 static const struct pd_check *const pd_registry[] = {
@@ -27,6 +32,16 @@ static const struct tg_param pd_params[] = {
 	    "where to listen: inet:PORT@ADDR, inet6:PORT@ADDR, unix:PATH"),
 	TG_PARAM_STRING("pid_file", "", &pd_conf.pid_file,
 	    "write the daemon's pid here; empty: none"),
+	TG_PARAM_STRING("user", "", &pd_conf.user,
+	    "run as this user; empty: [core] user"),
+	TG_PARAM_STRING("group", "", &pd_conf.group,
+	    "run as this group; empty: [core] group"),
+	TG_PARAM_STRING("socket_owner", "", &pd_conf.socket_owner,
+	    "owner of a unix socket; empty: the user run as"),
+	TG_PARAM_STRING("socket_group", "", &pd_conf.socket_group,
+	    "group of a unix socket (postfix for Postfix); empty: run group"),
+	TG_PARAM_STRING("socket_mode", "0660", &pd_conf.socket_mode,
+	    "mode of a unix socket (octal)"),
 	TG_PARAM_LONG("max_clients", "1000", &pd_conf.max_clients, 1, 100000,
 	    "connections served at once; more wait in the listen queue"),
 	TG_PARAM_TIME("idle_timeout", "10m", &pd_conf.idle_timeout, 1, 86400,
@@ -35,8 +50,13 @@ static const struct tg_param pd_params[] = {
 	    "answer to a malformed request or when a check cannot decide"),
 	TG_PARAM_STRING("checks", "greylist", &pd_conf.checks,
 	    "checks to run, in this order; the first objection decides"),
+	TG_PARAM_STRING("metrics_listen", "", &pd_conf.metrics_listen,
+	    "Prometheus /metrics: PORT (loopback), ADDR:PORT or "
+	    "[ADDR6]:PORT; empty: none"),
 	TG_PARAM_TIME("sweep_interval", "1m", &pd_conf.sweep_interval, 1,
 	    86400, "how often expired records leave the embedded store"),
+	TG_PARAM_TIME("drain_timeout", "30s", &pd_conf.drain_timeout, 0, 3600,
+	    "on SIGTERM or a reload: longest wait for requests in flight"),
 	TG_PARAM_END
 };
 
@@ -140,23 +160,68 @@ pd_checks_fini(void)
 	pd_nenabled = 0;
 }
 
-/* pd_checks_run - the first objection wins */
-enum tg_status
-pd_checks_run(const struct pd_request *req, struct tg_buf *action,
-    struct tg_buf *note, struct tg_err *err)
+/* pd_checks_next - start the next check, or finish the job */
+static void
+pd_checks_next(struct pd_job *job)
 {
-	enum tg_status	st;
-	size_t		i;
-
-	for (i = 0; i < pd_nenabled; i++) {
-		tg_buf_reset(action);
-		if ((st = pd_enabled[i]->check(req, action, note, err)) !=
-		    TG_OK)
-			return st;
-		if (action->len > 0 && strcmp(tg_buf_cstr(action), "DUNNO") != 0)
-			return TG_OK;
+	if (job->next < pd_nenabled) {
+		tg_buf_reset(&job->action);
+		pd_enabled[job->next]->start(job);
+		return;
 	}
-	tg_buf_reset(action);
-	tg_buf_puts(action, "DUNNO");
-	return TG_OK;
+	tg_buf_reset(&job->action);
+	tg_buf_puts(&job->action, "DUNNO");
+	tg_metric_inc(TG_M_POLICYD_REQUESTS, "none", "DUNNO");
+	job->st = TG_OK;
+	job->done(job);
+}
+
+/* pd_checks_start - the first check; the rest follow pd_check_done */
+void
+pd_checks_start(struct pd_job *job)
+{
+	tg_buf_init(&job->action);
+	tg_buf_init(&job->note);
+	memset(&job->err, 0, sizeof(job->err));
+	job->st = TG_OK;
+	job->next = 0;
+	pd_checks_next(job);
+}
+
+/* pd_check_done - the first objection or failure ends the job */
+void
+pd_check_done(struct pd_job *job, enum tg_status st)
+{
+	const struct pd_check	*c;
+
+	if (job->next >= pd_nenabled)
+		TG_PANIC("pd_check_done: no check is running");
+	c = pd_enabled[job->next++];
+	if (st != TG_OK) {
+		tg_metric_inc(TG_M_POLICYD_CHECK_ERRORS, c->name, NULL);
+		tg_metric_inc(TG_M_POLICYD_REQUESTS, c->name,
+		    pd_conf.default_action);
+		job->st = st;
+		job->next = pd_nenabled;
+		job->done(job);
+		return;
+	}
+	if (job->action.len > 0 && strcmp(tg_buf_cstr(&job->action),
+	    "DUNNO") != 0) {
+		tg_metric_inc(TG_M_POLICYD_REQUESTS, c->name,
+		    tg_buf_cstr(&job->action));
+		job->st = TG_OK;
+		job->next = pd_nenabled;
+		job->done(job);
+		return;
+	}
+	pd_checks_next(job);
+}
+
+/* pd_job_fini - the job's buffers */
+void
+pd_job_fini(struct pd_job *job)
+{
+	tg_buf_fini(&job->action);
+	tg_buf_fini(&job->note);
 }

@@ -14,8 +14,16 @@
  * END-OF-MESSAGE (a milter, a later restriction) is not visible to the
  * policy protocol: such mail is charged.  Other states answer DUNNO.
  *
- * Store calls are synchronous, each bounded by [store] timeout; a store
- * failure does what the failing rule's on_error says.  Runs on the event
+ * Store calls are asynchronous, each bounded by [store] timeout: a
+ * request's plan lives in a struct qt_req from callback to callback,
+ * and the loop serves other connections meanwhile.  At END-OF-MESSAGE
+ * the limits are reserved one after another, as tg_quota_reserve does
+ * (lib/quota_charge.c, same rules): the first that refuses, or fails
+ * with on_error = tempfail, stops the message and every reservation
+ * made for it is refunded before the answer, so the charge stays all or
+ * nothing; a message that passes has all its reservations committed
+ * before the answer.  A store failure does what the failing rule's
+ * on_error says.  Runs on the event
  * loop's thread only; configuration and the policy are read-only after
  * init.
  */
@@ -50,7 +58,7 @@ static const struct tg_param qt_params[] = {
 	TG_PARAM_END
 };
 
-static struct tg_store		*qt_store;
+static struct tg_store_async	*qt_astore;
 static struct tg_quota_policy	*qt_policy;
 static struct tg_netlist	*qt_outbound;
 
@@ -72,7 +80,7 @@ qt_init(const struct pd_env *env, struct tg_err *err)
 		qt_outbound = tg_netlist_free(qt_outbound);
 		return tg_err_set(err, TG_PERM, "[quota] %s", nerr.text);
 	}
-	qt_store = env->store;
+	qt_astore = env->astore;
 	return TG_OK;
 }
 
@@ -82,7 +90,7 @@ qt_fini(void)
 {
 	qt_policy = tg_quota_policy_unref(qt_policy);
 	qt_outbound = tg_netlist_free(qt_outbound);
-	qt_store = NULL;
+	qt_astore = NULL;
 }
 
 /* qt_refuse - the action for a refused charge */
@@ -113,79 +121,250 @@ qt_store_failed(const char *rule, const char *why, struct tg_buf *action,
 	    why);
 }
 
-/* qt_look - RCPT: does every limit have room for the plan? */
-static void
-qt_look(struct tg_quota_plan *plan, struct tg_buf *action,
-    struct tg_buf *note)
-{
-	struct tg_quota_charge	*c;
-	struct tg_store_usage	 u;
-	struct tg_err		 err;
-	size_t			 i;
+/*
+ * One request's quota work across store callbacks: the plan, the
+ * charge being looked at or reserved, and the settlements (commits or
+ * refunds) still to answer.  Freed by qt_finish.
+ */
+struct qt_req {
+	struct pd_job		*job;
+	const char		**rcpts;
+	struct tg_quota_plan	 plan;
+	struct tg_quota_result	 res;
+	size_t			 i;		/* the charge at hand */
+	size_t			 settling;	/* answers still to come */
+	size_t			 failed;	/* settlements that failed */
+	bool			 committing;	/* else refunding */
+};
 
-	for (i = 0; i < plan->n; i++) {
-		c = &plan->v[i];
-		if (c->rule->window_ms == 0) {
-			u.used = 0;	/* a per-message cap: no counter */
-			u.remaining = c->max;
-			u.frees_in_ms = 0;
-		} else if (tg_store_usage(qt_store, c->key, c->rule->window_ms,
-		    c->max, &u, &err) != TG_OK) {
-			if (c->rule->on_error == TG_QUOTA_ON_ERROR_ACCEPT) {
-				tg_buf_printf(note, " store=failed");
-				continue;
-			}
-			qt_store_failed(c->rule->name, err.text, action, note);
+static void	qt_look_next(struct qt_req *);
+static void	qt_reserve_next(struct qt_req *);
+
+/* qt_finish - the check's answer; the request's state goes */
+static void
+qt_finish(struct qt_req *q)
+{
+	struct pd_job	*job = q->job;
+
+	tg_quota_plan_fini(&q->plan);
+	free(q->rcpts);
+	free(q);
+	pd_check_done(job, TG_OK);
+}
+
+/* qt_look_usage - one limit's usage: room, a refusal, or a failure */
+static void
+qt_look_usage(enum tg_status st, const struct tg_store_usage *u,
+    const struct tg_err *err, void *arg)
+{
+	struct qt_req		*q = arg;
+	struct tg_quota_charge	*c = &q->plan.v[q->i];
+	struct tg_buf		*note = &q->job->note;
+
+	if (st != TG_OK) {
+		if (c->rule->on_error == TG_QUOTA_ON_ERROR_ACCEPT) {
+			tg_buf_printf(note, " store=failed");
+			q->i++;
+			qt_look_next(q);
 			return;
 		}
-		c->used = u.used;
-		if (u.remaining >= c->amount)
+		qt_store_failed(c->rule->name, err->text, &q->job->action,
+		    note);
+		qt_finish(q);
+		return;
+	}
+	c->used = u->used;
+	if (u->remaining < c->amount) {
+		if (!c->rule->shadow) {
+			qt_refuse(c, u->frees_in_ms == 0 ? c->rule->window_ms :
+			    u->frees_in_ms, true, &q->job->action, note);
+			qt_finish(q);
+			return;
+		}
+		tg_buf_printf(note, " shadow=%s", c->rule->name);
+	}
+	q->i++;
+	qt_look_next(q);
+}
+
+/* qt_look_next - RCPT: does the next limit have room for the plan? */
+static void
+qt_look_next(struct qt_req *q)
+{
+	struct tg_quota_charge	*c;
+	struct tg_buf		*note = &q->job->note;
+
+	for (; q->i < q->plan.n; q->i++) {
+		c = &q->plan.v[q->i];
+		if (c->rule->window_ms != 0) {
+			tg_store_async_usage(qt_astore, c->key,
+			    c->rule->window_ms, c->max, qt_look_usage, q);
+			return;
+		}
+		/* A per-message cap: no counter. */
+		c->used = 0;
+		if (c->max >= c->amount)
 			continue;
 		if (c->rule->shadow) {
 			tg_buf_printf(note, " shadow=%s", c->rule->name);
 			continue;
 		}
-		qt_refuse(c, c->rule->window_ms == 0 || u.frees_in_ms == 0 ?
-		    c->rule->window_ms : u.frees_in_ms, true, action, note);
+		qt_refuse(c, 0, true, &q->job->action, note);
+		qt_finish(q);
 		return;
 	}
-	tg_buf_printf(note, " quota=room limits=%zu", plan->n);
+	tg_buf_printf(note, " quota=room limits=%zu", q->plan.n);
+	qt_finish(q);
 }
 
-/* qt_charge - END-OF-MESSAGE: reserve all or none, commit at once */
+/* qt_charged - END-OF-MESSAGE settled: the outcome in action and note */
 static void
-qt_charge(struct tg_quota_plan *plan, struct tg_buf *action,
-    struct tg_buf *note)
+qt_charged(struct qt_req *q)
 {
-	struct tg_quota_result	 res;
-	const struct tg_quota_charge *c;
-	size_t			 failed;
+	const struct tg_quota_charge	*c;
+	struct tg_quota_result		*res = &q->res;
+	struct tg_buf			*note = &q->job->note;
 
-	tg_quota_reserve(qt_store, plan, QT_RESERVE_TTL_MS, &res);
-	if (res.shadow_hit != NULL)
-		tg_buf_printf(note, " shadow=%s", res.shadow_hit->rule->name);
-	switch (res.outcome) {
-	case TG_QUOTA_OVER:
-		qt_refuse(res.hit, res.retry_after_ms, false, action, note);
+	if (res->shadow_hit != NULL)
+		tg_buf_printf(note, " shadow=%s", res->shadow_hit->rule->name);
+	if (res->outcome == TG_QUOTA_OVER) {
+		qt_refuse(res->hit, res->retry_after_ms, false,
+		    &q->job->action, note);
 		return;
-	case TG_QUOTA_STORE_ERROR:
-		qt_store_failed(res.hit->rule->name, res.error, action, note);
-		return;
-	case TG_QUOTA_PASS:
-		break;
 	}
-	if ((failed = tg_quota_commit(qt_store, plan)) > 0)
-		tg_buf_printf(note, " commit_failed=%zu", failed);
-	if (res.store_failed)
+	if (res->outcome == TG_QUOTA_STORE_ERROR) {
+		qt_store_failed(res->hit->rule->name, res->error,
+		    &q->job->action, note);
+		return;
+	}
+	if (q->failed > 0)
+		tg_buf_printf(note, " commit_failed=%zu", q->failed);
+	if (res->store_failed)
 		tg_buf_printf(note, " store=failed");
-	if ((c = res.tightest) == NULL) {
-		tg_buf_printf(note, " quota=ok limits=%zu", plan->n);
+	if ((c = res->tightest) == NULL) {
+		tg_buf_printf(note, " quota=ok limits=%zu", q->plan.n);
 		return;
 	}
 	tg_buf_printf(note, " quota=ok limits=%zu tightest=%s used=%llu/%llu%s",
-	    plan->n, c->rule->name, (unsigned long long)c->used,
-	    (unsigned long long)c->max, res.approximate ?
+	    q->plan.n, c->rule->name, (unsigned long long)c->used,
+	    (unsigned long long)c->max, res->approximate ?
 	    " approximate=yes" : "");
+}
+
+/* qt_settled - one commit's or refund's answer; the last one finishes */
+static void
+qt_settled(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	struct qt_req	*q = arg;
+
+	(void)err;
+	/* A refund of a lapsed reservation is no failure: nothing counts. */
+	if (st != TG_OK && (q->committing || st != TG_NOTFOUND))
+		q->failed++;
+	if (--q->settling > 0)
+		return;
+	qt_charged(q);
+	qt_finish(q);
+}
+
+/*
+ * qt_settle - commit (the message passed) or refund (it did not) every
+ * reserved charge; all at once, finished when the last one answers
+ */
+static void
+qt_settle(struct qt_req *q, bool commit)
+{
+	struct tg_quota_charge	*c;
+	size_t			 i, n = 0;
+
+	q->committing = commit;
+	for (i = 0; i < q->plan.n; i++)
+		n += q->plan.v[i].reserved;
+	if (n == 0) {
+		qt_charged(q);
+		qt_finish(q);
+		return;
+	}
+	/* Counted first: a callback may not come before the last start. */
+	q->settling = n;
+	for (i = 0; i < q->plan.n; i++) {
+		c = &q->plan.v[i];
+		if (!c->reserved)
+			continue;
+		c->reserved = false;
+		if (commit)
+			tg_store_async_commit(qt_astore, c->key, c->id,
+			    qt_settled, q);
+		else
+			tg_store_async_refund(qt_astore, c->key, c->id,
+			    qt_settled, q);
+	}
+}
+
+/* qt_tightest - c passed: remember the limit with the least room */
+static void
+qt_tightest(struct qt_req *q, const struct tg_quota_charge *c)
+{
+	uint64_t	left = c->used >= c->max ? 0 : c->max - c->used;
+	uint64_t	best;
+
+	if (c->rule->shadow)
+		return;
+	best = q->res.tightest == NULL ? UINT64_MAX :
+	    q->res.tightest->used >= q->res.tightest->max ? 0 :
+	    q->res.tightest->max - q->res.tightest->used;
+	if (left < best)
+		q->res.tightest = c;
+}
+
+/* qt_reserved - a reservation's callback: the next one, or settle */
+static void
+qt_reserved(enum tg_status st, const struct tg_store_quota *sq,
+    const struct tg_err *err, void *arg)
+{
+	struct qt_req		*q = arg;
+	struct tg_quota_charge	*c = &q->plan.v[q->i];
+
+	/* the rules of tg_quota_reserve (lib/quota_charge.c); a refusal
+	 * or a failure to tempfail refunds what was reserved */
+	if (!tg_quota_reserve_answer(c, st, sq, st == TG_OK ? NULL :
+	    err->text, &q->res)) {
+		qt_settle(q, false);
+		return;
+	}
+	qt_tightest(q, c);
+	q->i++;
+	qt_reserve_next(q);
+}
+
+/* qt_reserve_next - END-OF-MESSAGE: reserve the charges one by one */
+static void
+qt_reserve_next(struct qt_req *q)
+{
+	struct tg_quota_charge	*c;
+
+	for (; q->i < q->plan.n; q->i++) {
+		c = &q->plan.v[q->i];
+		if (c->rule->key != TG_QUOTA_KEY_MESSAGE) {
+			tg_store_async_reserve(qt_astore, c->key,
+			    c->rule->window_ms, c->max, c->amount,
+			    QT_RESERVE_TTL_MS, qt_reserved, q);
+			return;
+		}
+		/* A per-message cap: no counter. */
+		c->used = c->amount;
+		if (c->amount > c->max && !c->rule->shadow) {
+			q->res.outcome = TG_QUOTA_OVER;
+			q->res.hit = c;
+			q->res.retry_after_ms = 0;
+			qt_settle(q, false);
+			return;
+		}
+		if (c->amount > c->max && q->res.shadow_hit == NULL)
+			q->res.shadow_hit = c;
+		qt_tightest(q, c);
+	}
+	qt_settle(q, true);
 }
 
 /* qt_count - recipient_count as a number; 0 when absent or bad */
@@ -200,39 +379,41 @@ qt_count(const struct pd_request *req)
 	return (size_t)n;
 }
 
-/* qt_check - the check hook */
-static enum tg_status
-qt_check(const struct pd_request *req, struct tg_buf *action,
-    struct tg_buf *note, struct tg_err *err)
+/* qt_start - the check hook: plan, then look (RCPT) or charge (EOM) */
+static void
+qt_start(struct pd_job *job)
 {
+	const struct pd_request	*req = job->req;
 	const char		*state = pd_request_get(req, "protocol_state");
 	const char		*sasl = pd_request_get(req, "sasl_username");
 	const char		*ip = pd_request_get(req, "client_address");
 	const char		*rcpt = pd_request_get(req, "recipient");
-	const char		**rcpts;
 	struct tg_quota_msg	 qm;
-	struct tg_quota_plan	 plan;
+	struct qt_req		*q;
 	bool			 at_rcpt;
 	size_t			 i, n;
 
-	(void)err;
 	if (state == NULL)
 		state = "";
 	at_rcpt = tg_strcasecmp(state, "RCPT") == 0;
 	if (!at_rcpt && tg_strcasecmp(state, "END-OF-MESSAGE") != 0) {
-		tg_buf_printf(note, " quota=skip(state)");
-		return TG_OK;
+		tg_buf_printf(&job->note, " quota=skip(state)");
+		pd_check_done(job, TG_OK);
+		return;
 	}
 	/* Postfix sends recipient at END-OF-MESSAGE only when there is
 	 * one: without it, key=rcpt_domain rules have nothing to count. */
 	n = at_rcpt ? 1 : qt_count(req);
 	if (n == 0) {
-		tg_buf_printf(note, " quota=skip(no recipients)");
-		return TG_OK;
+		tg_buf_printf(&job->note, " quota=skip(no recipients)");
+		pd_check_done(job, TG_OK);
+		return;
 	}
-	rcpts = tg_calloc(n, sizeof(*rcpts));
+	q = tg_calloc(1, sizeof(*q));
+	q->job = job;
+	q->rcpts = tg_calloc(n, sizeof(*q->rcpts));
 	for (i = 0; i < n; i++)
-		rcpts[i] = rcpt != NULL ? rcpt : "";
+		q->rcpts[i] = rcpt != NULL ? rcpt : "";
 	memset(&qm, 0, sizeof(qm));
 	qm.sasl_user = sasl != NULL && *sasl != '\0' ? sasl : NULL;
 	qm.sender = pd_request_get(req, "sender");
@@ -242,21 +423,21 @@ qt_check(const struct pd_request *req, struct tg_buf *action,
 	    strcmp(ip, "unknown") != 0 ? ip : NULL;
 	qm.outbound = qm.sasl_user != NULL || qm.client_addr == NULL ||
 	    tg_netlist_match(qt_outbound, qm.client_addr);
-	qm.rcpts = rcpts;
+	qm.rcpts = q->rcpts;
 	qm.nrcpts = n;
-	tg_quota_plan_make(qt_policy, &qm, &plan);
-	if (plan.exempt)
-		tg_buf_printf(note, " quota=exempt(%s)", plan.exempt_by);
-	else if (plan.n == 0)
-		tg_buf_printf(note, " quota=none mail=%s", qm.outbound ?
+	tg_quota_plan_make(qt_policy, &qm, &q->plan);
+	if (q->plan.exempt) {
+		tg_buf_printf(&job->note, " quota=exempt(%s)",
+		    q->plan.exempt_by);
+		qt_finish(q);
+	} else if (q->plan.n == 0) {
+		tg_buf_printf(&job->note, " quota=none mail=%s", qm.outbound ?
 		    "outbound" : "inbound");
-	else if (at_rcpt)
-		qt_look(&plan, action, note);
+		qt_finish(q);
+	} else if (at_rcpt)
+		qt_look_next(q);
 	else
-		qt_charge(&plan, action, note);
-	tg_quota_plan_fini(&plan);
-	free(rcpts);
-	return TG_OK;
+		qt_reserve_next(q);
 }
 
 const struct pd_check pd_check_quota = {
@@ -264,5 +445,5 @@ const struct pd_check pd_check_quota = {
 	.params = qt_params,
 	.init = qt_init,
 	.fini = qt_fini,
-	.check = qt_check,
+	.start = qt_start,
 };

@@ -22,8 +22,11 @@
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
 
+#include "pd_test.h"
+
 static char		 qt_dir[] = "/tmp/quota_test.XXXXXX";
 static struct tg_store	*qt_store;
+static struct tg_store_async *qt_async;
 
 /*
  * Two limits on the tenant: 3 messages and 5 recipients an hour, and a
@@ -63,6 +66,7 @@ qt_start(const char *extra, const char *url, struct tg_err *err)
 	if ((qt_store = tg_store_open(&sc, err)) == NULL)
 		return TG_PERM;
 	env.store = qt_store;
+	env.astore = qt_async = pd_test_async(qt_store);
 	env.dns = NULL;
 	return pd_checks_init(&env, err);
 }
@@ -73,6 +77,7 @@ qt_stop(void)
 {
 	char	cmd[128];
 
+	qt_async = tg_store_async_free(qt_async);
 	pd_checks_fini();
 	qt_store = tg_store_close(qt_store);
 	tg_pipeline_fini();
@@ -130,7 +135,7 @@ qt_run(const struct qt_step *s)
 	tg_buf_puts(&in, "\n");
 	assert_int_equal(pd_proto_parse(in.data, in.len, &used, &req),
 	    PD_PARSE_DONE);
-	if (pd_checks_run(&req, &action, &note, &err) != TG_OK)
+	if (pd_test_checks(&req, &action, &note, &err) != TG_OK)
 		fail_msg("%s: check failed: %s", s->label, err.text);
 	if (strncmp(tg_buf_cstr(&action), s->want, strlen(s->want)) != 0)
 		fail_msg("%s: action \"%s\", want \"%s\" (%s)", s->label,

@@ -8,12 +8,14 @@
  * I/O, so the event loop and the tests share it.
  *
  * A check has the shape of a milter module: a name (also its config
- * section), a params table and one check hook that returns an action.
+ * section), a params table and one start hook that answers an action
+ * through pd_check_done.
  * The daemon runs the checks listed in [policyd] checks in that order;
  * the first that returns an action other than DUNNO decides.
  *
  * Threading: the daemon runs one event loop on one thread; checks are
- * called from it and may block on the store for at most its timeout.
+ * called from it and answer through the store's asynchronous calls, so
+ * many requests are checked at once on one thread.
  */
 #ifndef TOLLGATE_POLICYD_H
 #define TOLLGATE_POLICYD_H
@@ -76,40 +78,78 @@ bool		 pd_action_ok(const char *text);
 
 /* What a check sees at start-up. */
 struct pd_env {
-	struct tg_store	*store;
-	struct tg_dns	*dns;
+	struct tg_store		*store;
+	struct tg_store_async	*astore;	/* on the daemon's loop */
+	struct tg_dns		*dns;
 };
 
 /*
- * A check.  check returns TG_OK with the action in *action ("" or
- * "DUNNO": no objection, the next check runs) and may add key=value
- * fields to *note for the request's log line.  Any other status means
- * it could not decide (the store failed): the daemon answers the
- * default action, and the check has filled err.
+ * One request's run through the checks.  The daemon fills req, done
+ * and arg, and calls pd_checks_start; action, note and err belong to
+ * the job (pd_checks_start initialises them, pd_job_fini frees them).
+ * done runs exactly once, maybe from inside pd_checks_start (a check
+ * that needs no store), else from the loop; the job and req must stay
+ * until then.  st is TG_OK with the deciding action in action ("DUNNO"
+ * when no check objects) and key=value fields in note; another status
+ * means a check could not decide (the store failed, err says why) and
+ * the daemon answers default_action.
+ */
+struct pd_job {
+	const struct pd_request	*req;
+	void			(*done)(struct pd_job *);
+	void			*arg;		/* the daemon's */
+	struct tg_buf		 action;
+	struct tg_buf		 note;
+	struct tg_err		 err;
+	enum tg_status		 st;
+	size_t			 next;		/* pd_checks_start's */
+};
+
+/*
+ * A check.  start begins the check of job->req: it may add key=value
+ * fields to job->note and, to object, put an action in job->action
+ * ("" or "DUNNO": no objection, the next check runs), then calls
+ * pd_check_done exactly once, from inside start or from a store
+ * callback; any status but TG_OK with job->err filled means it could
+ * not decide.  Between start and pd_check_done the loop serves other
+ * connections: a check keeps its state in memory of its own, never in
+ * globals.  The job outlives the check's call to pd_check_done.
  */
 struct pd_check {
 	const char		*name;		/* also its config section */
 	const struct tg_param	*params;	/* ends with TG_PARAM_END */
 	enum tg_status	(*init)(const struct pd_env *, struct tg_err *);
 	void		(*fini)(void);
-	enum tg_status	(*check)(const struct pd_request *, struct tg_buf *action,
-			    struct tg_buf *note, struct tg_err *);
+	void		(*start)(struct pd_job *);
 };
+
+/* pd_check_done - a check's answer for job; the next check may start */
+void	pd_check_done(struct pd_job *, enum tg_status);
 
 extern const struct pd_check pd_check_greylist;
 extern const struct pd_check pd_check_quota;
 /* pd_greylist_set_clock - tests only: greylisting's idea of now */
 void	pd_greylist_set_clock(time_t (*)(void));
+/* pd_greylist_delay - [greylist] delay as loaded, in seconds (for
+ * tollgatectl greylist show: when a waiting triplet passes) */
+long	pd_greylist_delay(void);
 
 /* [policyd] settings. */
 struct pd_conf {
 	char	*listen;		/* inet:PORT@ADDR, inet6:..., unix:PATH */
 	char	*pid_file;
+	char	*user;			/* empty: [core] user */
+	char	*group;			/* empty: [core] group */
+	char	*socket_owner;		/* unix socket */
+	char	*socket_group;
+	char	*socket_mode;		/* octal */
 	long	 max_clients;
 	long	 idle_timeout;		/* seconds */
 	char	*default_action;
 	char	*checks;
+	char	*metrics_listen;	/* Prometheus endpoint; empty: none */
 	long	 sweep_interval;	/* seconds */
+	long	 drain_timeout;		/* seconds: stop, or hand-over */
 };
 extern struct pd_conf pd_conf;
 
@@ -121,14 +161,13 @@ const struct tg_conf_section *pd_sections(size_t *n);
 
 /*
  * pd_checks_init - validate [policyd] and init the checks it enables,
- * in order; pd_checks_fini undoes it.  pd_checks_run runs them over a
- * request: TG_OK with the deciding action in *action ("DUNNO" when no
- * check objects), other statuses as for a check.
+ * in order; pd_checks_fini undoes it.  pd_checks_start runs them over
+ * job->req, one after another, the first objection deciding (struct
+ * pd_job above); pd_job_fini releases what a job holds.
  */
 enum tg_status	 pd_checks_init(const struct pd_env *, struct tg_err *);
 void		 pd_checks_fini(void);
-enum tg_status	 pd_checks_run(const struct pd_request *,
-		    struct tg_buf *action, struct tg_buf *note,
-		    struct tg_err *);
+void		 pd_checks_start(struct pd_job *);
+void		 pd_job_fini(struct pd_job *);
 
 #endif

@@ -152,6 +152,17 @@ struct tg_quota_result {
 void		tg_quota_reserve(struct tg_store *, struct tg_quota_plan *,
 		    uint64_t ttl_ms, struct tg_quota_result *);
 /*
+ * tg_quota_reserve_answer - the rules of tg_quota_reserve for one
+ * charge's reservation, for a caller that reserves asynchronously
+ * (policyd): st, q and why (the error text when st is not TG_OK) are
+ * the store's answer.  Fills c and res; false when the message stops
+ * here.  c stays reserved when the store admitted it, so the caller's
+ * refund of the plan gives it back.
+ */
+bool		tg_quota_reserve_answer(struct tg_quota_charge *c,
+		    enum tg_status st, const struct tg_store_quota *q,
+		    const char *why, struct tg_quota_result *res);
+/*
  * tg_quota_commit, tg_quota_refund - settle every reserved charge;
  * the number of store failures (the reservations lapse on their own).
  */

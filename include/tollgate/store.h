@@ -180,13 +180,58 @@ enum tg_status	tg_store_kv_incr(struct tg_store *, const char *key,
 		    int64_t delta, uint64_t ttl_ms, int64_t *value,
 		    struct tg_err *);
 
+/* One record as tg_store_kv_list reports it; valid during the call. */
+struct tg_store_kv_rec {
+	const char	*key;
+	const char	*value;		/* NUL-terminated beyond len */
+	size_t		 len;
+	uint64_t	 ttl_ms;	/* left to live; 0: no expiry */
+};
+/* Return false to stop the listing (tg_store_kv_list is then TG_OK). */
+typedef bool	(*tg_store_kv_list_cb)(const struct tg_store_kv_rec *,
+		    void *);
 /*
- * Asynchronous reserve, commit and refund for an event loop (policyd,
- * libevent).  Every callback runs exactly once, from the loop, never
- * from inside the call that started it; on failure with a NULL result
+ * tg_store_kv_list - call cb for every live record whose key starts
+ * with prefix (1 or more bytes, a valid key beginning).  It works in
+ * pages of TG_STORE_LIST_PAGE records, so millions of records are
+ * never in memory at once, and no transaction or connection is held
+ * while cb runs: cb may change the store (tg_store_kv_del a record it
+ * was given, say).  The embedded backend goes in key order, one short
+ * read transaction per page; Redis uses SCAN MATCH on the one server of
+ * the URL, in no order, and may report a record twice when the server
+ * resizes its table meanwhile (SCAN's guarantee).  A record changed or
+ * added during the listing may or may not be reported.  TG_TEMP when
+ * the backend fails (records reported up to then stay reported).
+ */
+#define TG_STORE_LIST_PAGE	1000
+enum tg_status	tg_store_kv_list(struct tg_store *, const char *prefix,
+		    tg_store_kv_list_cb, void *, struct tg_err *);
+
+/*
+ * Batched counter records (Bayes token counts: hundreds a message).
+ * tg_store_kv_mget - the counter records keys[0..n-1] in one read (one
+ * LMDB read transaction; one MGET on Redis): values[i] is the count,
+ * 0 when absent or expired.  A record that is not a counter is
+ * TG_PERM.  tg_store_kv_mincr - add deltas[i] to keys[i], all or none
+ * (one LMDB write transaction; one Lua script on Redis), ttl_ms as for
+ * kv_incr; values (NULL: not wanted) gets the new counts.  n is 1 to
+ * TG_STORE_BATCH_MAX.  On Redis the keys go to one server in one call
+ * (not for a Redis Cluster, whose keys spread over slots).
+ */
+#define TG_STORE_BATCH_MAX	20000
+enum tg_status	tg_store_kv_mget(struct tg_store *, const char *const *keys,
+		    size_t n, int64_t *values, struct tg_err *);
+enum tg_status	tg_store_kv_mincr(struct tg_store *, const char *const *keys,
+		    const int64_t *deltas, size_t n, uint64_t ttl_ms,
+		    int64_t *values, struct tg_err *);
+
+/*
+ * Asynchronous calls for an event loop (policyd, libevent).  Every
+ * callback runs exactly once, from the loop, never from inside the
+ * call that started it; on failure with a NULL result
  * and err saying why (err is NULL on success).  Pointers passed to a
  * callback are valid during the call only.  On Redis each call is one
- * EVALSHA on one connection owned by the handle, bounded by the timeout
+ * command on one connection owned by the handle, bounded by the timeout
  * (a timeout closes that connection: every call in flight on it fails
  * with TG_TEMP, and the next call reconnects); the circuit breaker and
  * on_error = local work as for the synchronous calls.  The embedded
@@ -194,8 +239,9 @@ enum tg_status	tg_store_kv_incr(struct tg_store *, const char *key,
  * runs at the loop's next turn.  Keys are copied.
  *
  * A handle belongs to the loop's thread; tg_store_async_free runs the
- * callbacks still pending, with TG_TEMP for calls still in flight,
- * before it returns, so it must not be called from a store callback.
+ * callbacks still pending, with TG_TEMP for calls still in flight (and
+ * for calls those callbacks start), before it returns, so it must not
+ * be called from a store callback.
  * The store must outlive its async handles.
  */
 struct event_base;
@@ -216,6 +262,34 @@ void		tg_store_async_commit(struct tg_store_async *, const char *key,
 		    uint64_t id, tg_store_done_cb, void *);
 void		tg_store_async_refund(struct tg_store_async *, const char *key,
 		    uint64_t id, tg_store_done_cb, void *);
+/*
+ * The same for usage and the key/value records, as their synchronous
+ * calls (the local fallback answers usage as tg_store_usage does; the
+ * records have no fallback).  kv_get's value is NUL-terminated beyond
+ * len, NULL unless TG_OK (absent: TG_NOTFOUND); kv_del's absent record
+ * is TG_NOTFOUND.  On Redis these are one command each (GET, SET with
+ * PX, DEL; kv_incr and usage one script), on the handle's connection.
+ */
+typedef void	(*tg_store_usage_cb)(enum tg_status,
+		    const struct tg_store_usage *, const struct tg_err *,
+		    void *);
+typedef void	(*tg_store_kv_cb)(enum tg_status, const char *value,
+		    size_t len, const struct tg_err *, void *);
+typedef void	(*tg_store_int_cb)(enum tg_status, int64_t,
+		    const struct tg_err *, void *);
+void		tg_store_async_usage(struct tg_store_async *, const char *key,
+		    uint64_t window_ms, uint64_t limit, tg_store_usage_cb,
+		    void *);
+void		tg_store_async_kv_get(struct tg_store_async *, const char *key,
+		    tg_store_kv_cb, void *);
+void		tg_store_async_kv_set(struct tg_store_async *, const char *key,
+		    const void *value, size_t len, uint64_t ttl_ms,
+		    tg_store_done_cb, void *);
+void		tg_store_async_kv_del(struct tg_store_async *, const char *key,
+		    tg_store_done_cb, void *);
+void		tg_store_async_kv_incr(struct tg_store_async *,
+		    const char *key, int64_t delta, uint64_t ttl_ms,
+		    tg_store_int_cb, void *);
 
 /*
  * tg_store_sweep - delete expired records and counters idle for longer

@@ -5,17 +5,26 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tg_test.h"
 #include "tollgate/buf.h"
 #include "tollgate/log.h"
+#include "tollgate/store.h"
 #include "tollgate/util.h"
 
 static struct tg_buf	tg_test_logbuf;
@@ -119,4 +128,119 @@ tg_test_rmtree(const char *dir)
 	ok = system(cmd) == 0;
 	free(cmd);
 	return ok;
+}
+
+/* tg_test_redis_free_port - a loopback port nobody listens on now, or -1 */
+static int
+tg_test_redis_free_port(void)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof(sin);
+	int			fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	(void)close(fd);
+	return port;
+}
+
+/* tg_test_redis_cmd - see tg_test.h; only the reply's type byte matters */
+int
+tg_test_redis_cmd(const struct tg_test_redis *r, const char *cmd)
+{
+	struct timeval		 tv = { 1, 0 };
+	struct sockaddr_in	 sin;
+	char			*line, c;
+	size_t			 len;
+	int			 fd, ok = -1;
+
+	if (r->port <= 0 || (fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)r->port);
+	line = tg_printf_dup("%s\r\n", cmd);
+	len = strlen(line);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    send(fd, line, len, MSG_NOSIGNAL) == (ssize_t)len &&
+	    recv(fd, &c, 1, 0) == 1)
+		ok = c == '-' ? -1 : 0;
+	free(line);
+	(void)close(fd);
+	return ok;
+}
+
+/* tg_test_redis_start - see tg_test.h */
+int
+tg_test_redis_start(struct tg_test_redis *r, const char *dir, int port)
+{
+	struct timespec	ts = { 0, 10 * 1000 * 1000 };
+	char		portstr[16];
+	int		i, fd;
+
+	if (port == 0 && (port = tg_test_redis_free_port()) == -1)
+		return -1;
+	r->port = port;
+	(void)snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((r->pid = fork()) == -1)
+		return -1;
+	if (r->pid == 0) {
+		if ((fd = open("/dev/null", O_WRONLY)) != -1) {
+			(void)dup2(fd, 1);
+			(void)dup2(fd, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", portstr,
+		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		    "--dir", dir, "--daemonize", "no", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500; i++) {
+		if (tg_test_redis_cmd(r, "PING") == 0)
+			return port;
+		if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+			r->pid = -1;
+			return -1;
+		}
+		(void)nanosleep(&ts, NULL);
+	}
+	tg_test_redis_stop(r);
+	return -1;
+}
+
+/* tg_test_redis_stop - see tg_test.h */
+void
+tg_test_redis_stop(struct tg_test_redis *r)
+{
+	if (r->pid <= 0)
+		return;
+	(void)kill(r->pid, SIGKILL);
+	(void)waitpid(r->pid, NULL, 0);
+	r->pid = -1;
+}
+
+/* tg_test_store_open - see tg_test.h */
+struct tg_store *
+tg_test_store_open(enum tg_store_backend backend, const char *path,
+    const char *url, struct tg_err *err)
+{
+	struct tg_store_conf	conf;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.backend = backend;
+	conf.path = path;
+	conf.url = url;
+	conf.timeout_ms = 1000;
+	conf.breaker_failures = 1000;
+	conf.breaker_interval_ms = 10;
+	conf.map_size = 64 << 20;
+	return tg_store_open(&conf, err);
 }

@@ -1,11 +1,15 @@
 /*
- * tg_test.h - helpers shared by the modules' unit tests: log capture and
- * zone-file lines for the resolver's local data.  Test code only.
+ * tg_test.h - helpers shared by the modules' unit tests: log capture,
+ * zone-file lines for the resolver's local data, scratch files and a
+ * private redis-server on loopback.  Test code only.
  */
 #ifndef TG_TEST_H
 #define TG_TEST_H
 
 #include <stdbool.h>
+#include <sys/types.h>
+
+#include "tollgate/store.h"
 
 /*
  * Log capture: from tg_test_log_init on, every log line goes to a
@@ -32,5 +36,38 @@ char		*tg_test_zone_txt(const char *name, const char *value);
 bool		 tg_test_write(const char *dir, const char *name,
 		    const char *text);
 bool		 tg_test_rmtree(const char *dir);
+
+/*
+ * A private redis-server on 127.0.0.1 (no persistence, its files in a
+ * scratch directory).  tg_test_redis_start starts one on port, or on a
+ * free loopback port when port is 0, waits until it answers PING (5 s
+ * at most), and returns the port; -1 (nothing left running) when it
+ * cannot.  Start again with the old port to restart one after _stop.
+ * tg_test_redis_stop kills it with SIGKILL and reaps it; it does
+ * nothing when none runs.  pid is there for tests that stop the server
+ * for a while (SIGSTOP/SIGCONT).  tg_test_redis_cmd sends one inline
+ * command ("SCRIPT FLUSH") on a new connection: 0 when the reply is not
+ * an error, -1 otherwise or when the server does not answer in 1 s.
+ */
+struct tg_test_redis {
+	pid_t	pid;		/* -1 when none runs */
+	int	port;
+};
+#define TG_TEST_REDIS_INIT	{ -1, 0 }
+
+int		 tg_test_redis_start(struct tg_test_redis *r, const char *dir,
+		    int port);
+void		 tg_test_redis_stop(struct tg_test_redis *r);
+int		 tg_test_redis_cmd(const struct tg_test_redis *r,
+		    const char *cmd);
+
+/*
+ * tg_test_store_open - a store of backend on path (embedded) or url
+ * (Redis) with the limits the batch tests use: 1 s timeout, a breaker
+ * that all but never opens, a 64 MiB map; NULL with err filled when it
+ * cannot be opened.
+ */
+struct tg_store	*tg_test_store_open(enum tg_store_backend backend,
+		    const char *path, const char *url, struct tg_err *err);
 
 #endif
