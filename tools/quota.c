@@ -31,10 +31,6 @@
 #include "tollgate/ratelimit.h"
 #include "tollgate/store.h"
 
-#ifndef TG_SYSCONFDIR
-#define TG_SYSCONFDIR "/etc"
-#endif
-
 #define QUOTA_CTL_MAXCH	64	/* charges of one KEY, both directions */
 
 struct quota_ctl {
@@ -52,10 +48,9 @@ static const char *const quota_ctl_count_names[] = {
 static int
 quota_ctl_usage(void)
 {
-	fprintf(stderr, "usage: tollgatectl quota [-c DIR] show KEY\n"
+	return ctl_synopsis("tollgatectl quota [-c DIR] show KEY\n"
 	    "       tollgatectl quota [-c DIR] list [PREFIX]\n"
 	    "       tollgatectl quota [-c DIR] reset KEY\n");
-	return EX_USAGE;
 }
 
 /* quota_ctl_wanted - whether a rule's key kind is one KEY can name */
@@ -266,18 +261,12 @@ quota_ctl_list(struct quota_ctl *q, const char *prefix)
 static int
 quota_ctl_open(struct quota_ctl *q, const char *confdir)
 {
-	struct tg_pipeline_opts	 opts;
-	struct tg_store_conf	 sc;
-	struct tg_err		 err;
-	const char		*rules, *exempt;
+	struct tg_err	 err;
+	const char	*rules, *exempt;
+	int		 rc;
 
-	memset(&opts, 0, sizeof(opts));
-	opts.confdir = confdir;
-	opts.force_offline = true;
-	if (tg_pipeline_load(&opts, &err) != TG_OK) {
-		fprintf(stderr, "tollgatectl: %s\n", err.text);
-		return EX_CONFIG;
-	}
+	if ((rc = ctl_load(confdir)) != 0)
+		return rc;
 	tg_ratelimit_rules(&rules, &exempt);
 	if (*rules == '\0') {
 		fprintf(stderr, "tollgatectl: [ratelimit] rules_file: not set\n");
@@ -287,12 +276,7 @@ quota_ctl_open(struct quota_ctl *q, const char *confdir)
 		fprintf(stderr, "tollgatectl: %s\n", err.text);
 		return EX_CONFIG;
 	}
-	tg_store_conf_loaded(&sc);
-	if ((q->store = tg_store_open(&sc, &err)) == NULL) {
-		fprintf(stderr, "tollgatectl: store: %s\n", err.text);
-		return EX_UNAVAILABLE;
-	}
-	return 0;
+	return ctl_store_open(&q->store);
 }
 
 /* ctl_quota - tollgatectl quota */
@@ -300,16 +284,11 @@ int
 ctl_quota(int argc, char **argv)
 {
 	struct quota_ctl	 q;
-	const char		*confdir = TG_SYSCONFDIR "/tollgate/conf.d";
+	const char		*confdir = CTL_CONFDIR;
 	const char		*verb;
-	int			 ch, rc, nargs;
+	int			 rc, nargs;
 
-	while ((ch = getopt(argc, argv, "c:")) != -1) {
-		if (ch != 'c')
-			return quota_ctl_usage();
-		confdir = optarg;
-	}
-	if (optind >= argc)
+	if (!ctl_confdir(argc, argv, false, &confdir))
 		return quota_ctl_usage();
 	verb = argv[optind];
 	nargs = argc - optind - 1;
@@ -326,8 +305,7 @@ ctl_quota(int argc, char **argv)
 			rc = quota_ctl_show(&q, argv[optind + 1],
 			    strcmp(verb, "reset") == 0);
 	}
-	q.store = tg_store_close(q.store);
 	q.pol = tg_quota_policy_unref(q.pol);
-	tg_pipeline_fini();
+	ctl_close(&q.store);
 	return rc;
 }
