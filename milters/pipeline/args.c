@@ -24,7 +24,8 @@ static TG_NORETURN void	tg_daemon_usage(const char *, const char *);
 static void
 tg_daemon_usage(const char *progname, const char *listen_word)
 {
-	fprintf(stderr, "usage: %s [-f] [-c confdir] [-p %s] [-P pidfile]\n"
+	fprintf(stderr, "usage: %s [-f] [-c confdir] [-p %s] [-P pidfile] "
+	    "[-u user[:group]]\n"
 	    "       %s --print-defaults\n", progname, listen_word, progname);
 	exit(EX_USAGE);
 }
@@ -44,7 +45,7 @@ tg_daemon_args(int argc, char **argv, const char *progname,
 
 	memset(a, 0, sizeof(*a));
 	a->confdir = TG_SYSCONFDIR "/tollgate/conf.d";
-	while ((ch = getopt_long(argc, argv, "c:fp:P:", longopts,
+	while ((ch = getopt_long(argc, argv, "c:fp:P:u:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -58,6 +59,11 @@ tg_daemon_args(int argc, char **argv, const char *progname,
 			break;
 		case 'P':
 			a->pidfile = optarg;
+			break;
+		case 'u':
+			if (*optarg == '\0' || *optarg == ':')
+				tg_daemon_usage(progname, listen_word);
+			a->user = optarg;
 			break;
 		case 'D':
 			secs = tg_pipeline_sections(&n);
