@@ -12,8 +12,10 @@
  *
  * The configuration is the shared conf.d (the milter's sections are
  * loaded and checked, their modules are not started).  Checks call the
- * store synchronously, each call bounded by [store] timeout; the loop
- * does nothing else meanwhile.  Everything runs on the main thread.
+ * store asynchronously (each call bounded by [store] timeout), so while
+ * one request waits for Redis the loop serves the others; a connection
+ * may have up to PD_PIPELINE_MAX requests in flight, answered in their
+ * order.  Everything runs on the main thread.
  */
 #include "config.h"
 
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -41,7 +44,9 @@
 
 #include "tollgate/buf.h"
 #include "tollgate/daemon.h"
+#include "tollgate/handover.h"
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 #include "tollgate/pipeline.h"
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
@@ -50,11 +55,39 @@
 /* The input we hold for one client: a whole request plus one line. */
 #define PD_INPUT_MAX	(PD_REQUEST_MAX + PD_LINE_MAX + 2)
 
+/* Requests of one connection in flight at once (Postfix sends one). */
+#define PD_PIPELINE_MAX	16
+
+struct pd_conn;
+
+/* One request between its parse and its reply. */
+struct pd_pending {
+	TAILQ_ENTRY(pd_pending)	 entry;
+	struct pd_conn		*c;
+	struct pd_request	 req;
+	struct pd_job		 job;
+	struct tg_buf		 out;		/* the reply, once done */
+	bool			 done;
+	bool			 last;		/* close after its reply */
+};
+
+/*
+ * A connection.  Its requests wait in pending, in arrival order; a
+ * reply is written when its request and every one before it are done,
+ * so replies keep the order of the requests.  A client gone with
+ * requests in flight leaves the struct (gone, bev NULL) until their
+ * checks answer: a store callback never finds it freed.
+ */
 struct pd_conn {
 	struct bufferevent	*bev;
 	char			 peer[64];
 	unsigned long		 id;
 	bool			 closing;	/* after the output drains */
+	bool			 gone;		/* bev freed, jobs in flight */
+	bool			 last_read;	/* a malformed request came */
+	bool			 in_read;	/* pd_read is on the stack */
+	size_t			 npending;
+	TAILQ_HEAD(, pd_pending) pending;
 	LIST_ENTRY(pd_conn)	 entry;
 };
 
@@ -62,7 +95,9 @@ static struct {
 	struct event_base	*base;
 	struct evconnlistener	*listener;
 	struct tg_store		*store;
+	struct tg_store_async	*astore;	/* the checks' */
 	struct event		*sweep;
+	struct tg_metrics_http	*metrics;	/* [policyd] metrics_listen */
 	LIST_HEAD(, pd_conn)	 conns;		/* freed at exit too */
 	long			 nclients;
 	unsigned long		 next_id;
@@ -70,15 +105,43 @@ static struct {
 } pd;
 
 static void	pd_conn_free(struct pd_conn *);
+static void	pd_read(struct bufferevent *, void *);
 
-/* pd_conn_free - a connection ended; resume accepting if paused */
+/* pd_pending_free - a request's memory */
+static void
+pd_pending_free(struct pd_pending *p)
+{
+	TAILQ_REMOVE(&p->c->pending, p, entry);
+	p->c->npending--;
+	pd_request_clear(&p->req);
+	pd_job_fini(&p->job);
+	tg_buf_fini(&p->out);
+	free(p);
+}
+
+/*
+ * pd_conn_free - a connection ended; resume accepting if paused.  With
+ * requests in flight the struct stays, gone, for their callbacks.
+ */
 static void
 pd_conn_free(struct pd_conn *c)
 {
+	struct pd_pending	*p, *next;
+
 	LIST_REMOVE(c, entry);
 	bufferevent_free(c->bev);
-	free(c);
+	c->bev = NULL;
+	for (p = TAILQ_FIRST(&c->pending); p != NULL; p = next) {
+		next = TAILQ_NEXT(p, entry);
+		if (p->done)
+			pd_pending_free(p);
+	}
+	if (c->npending == 0)
+		free(c);
+	else
+		c->gone = true;
 	pd.nclients--;
+	tg_metric_set(TG_M_POLICYD_CLIENTS, NULL, NULL, pd.nclients);
 	if (pd.paused && pd.nclients < pd_conf.max_clients) {
 		if (evconnlistener_enable(pd.listener) == 0)
 			pd.paused = false;
@@ -94,48 +157,138 @@ pd_log_attr(const struct pd_request *req, const char *name)
 	return v != NULL && *v != '\0' ? v : "-";
 }
 
-/* pd_answer - run the checks over one request and queue the reply */
+/* pd_log_request - the request's one record (docs/decision-log.md) */
 static void
-pd_answer(struct pd_conn *c, const struct pd_request *req)
+pd_log_request(const struct pd_conn *c, const struct pd_request *req,
+    const char *note, const char *act)
 {
-	struct tg_buf	 action, note, out;
-	struct tg_err	 err;
-	const char	*act;
-	enum tg_status	 st;
+	struct tg_log_rec	*rec = tg_log_rec_new("policy");
+	const char		*v;
 
-	tg_buf_init(&action);
-	tg_buf_init(&note);
-	tg_buf_init(&out);
-	if (req->malformed) {
-		act = pd_conf.default_action;
-		tg_log_warn_limited(NULL, "malformed", 60, "client=%s: "
-		    "malformed request: %s", c->peer, req->why);
-		tg_buf_printf(&note, " error=\"%s\"", req->why);
-		c->closing = true;
-	} else if ((st = pd_checks_run(req, &action, &note, &err)) != TG_OK) {
-		act = pd_conf.default_action;
-		tg_log_warn_limited(NULL, "check", 60, "check failed: %s",
-		    err.text);
-		tg_buf_printf(&note, " error=%s", tg_status_name(st));
-	} else
-		act = tg_buf_cstr(&action);
-	tg_log_info(NULL, "conn=%lu client=%s helo=%s sender=<%s> rcpt=<%s> "
-	    "sasl=%s%s action=\"%s\"", c->id,
-	    pd_log_attr(req, "client_address"), pd_log_attr(req, "helo_name"),
-	    pd_request_get(req, "sender") != NULL ?
-	    pd_request_get(req, "sender") : "",
-	    pd_request_get(req, "recipient") != NULL ?
-	    pd_request_get(req, "recipient") : "",
-	    pd_log_attr(req, "sasl_username"), tg_buf_cstr(&note), act);
-	pd_proto_reply(&out, act);
-	if (bufferevent_write(c->bev, out.data, out.len) != 0)
-		c->closing = true;
-	tg_buf_fini(&action);
-	tg_buf_fini(&note);
-	tg_buf_fini(&out);
+	tg_log_rec_add_num(rec, "conn", (long long)c->id);
+	tg_log_rec_add(rec, "state", pd_log_attr(req, "protocol_state"));
+	tg_log_rec_add(rec, "client", pd_log_attr(req, "client_address"));
+	tg_log_rec_add(rec, "helo", pd_log_attr(req, "helo_name"));
+	v = pd_request_get(req, "sender");
+	tg_log_rec_addf(rec, "sender", "<%s>", v != NULL ? v : "");
+	v = pd_request_get(req, "recipient");
+	tg_log_rec_addf(rec, "rcpt", "<%s>", v != NULL ? v : "");
+	tg_log_rec_add(rec, "sasl", pd_log_attr(req, "sasl_username"));
+	tg_log_rec_add_pairs(rec, note);
+	tg_log_rec_add(rec, "action", act);
+	tg_log_rec_add(rec, "qid", pd_log_attr(req, "queue_id"));
+	free(tg_log_rec_emit(rec, TG_LOG_INFO));
+	(void)tg_log_rec_free(rec);
 }
 
-/* pd_read - parse and answer every complete request buffered */
+/* pd_conn_idle - nothing pending, nothing to write: it may close */
+static bool
+pd_conn_idle(struct pd_conn *c)
+{
+	return c->npending == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/*
+ * pd_flush - write the replies that are next in order; free a closing
+ * connection once all is written, unless pd_read is running (it does)
+ */
+static void
+pd_flush(struct pd_conn *c)
+{
+	struct pd_pending	*p;
+
+	while ((p = TAILQ_FIRST(&c->pending)) != NULL && p->done) {
+		if (!c->closing && bufferevent_write(c->bev, p->out.data,
+		    p->out.len) != 0)
+			c->closing = true;
+		if (p->last)
+			c->closing = true;
+		pd_pending_free(p);
+	}
+	if (c->in_read)
+		return;
+	if (c->closing) {
+		if (pd_conn_idle(c))
+			pd_conn_free(c);
+		return;
+	}
+	/* Room again: what waited in the input buffer goes on. */
+	if (!c->last_read && c->npending < PD_PIPELINE_MAX &&
+	    !(bufferevent_get_enabled(c->bev) & EV_READ)) {
+		(void)bufferevent_enable(c->bev, EV_READ);
+		pd_read(c->bev, c);
+	}
+}
+
+/* pd_job_done - the checks answered: log, then the reply in order */
+static void
+pd_job_done(struct pd_job *job)
+{
+	struct pd_pending	*p = job->arg;
+	struct pd_conn		*c = p->c;
+	const char		*act;
+
+	if (job->st != TG_OK) {
+		act = pd_conf.default_action;
+		tg_log_warn_limited(NULL, "check", 60, "check failed: %s",
+		    job->err.text);
+		tg_buf_printf(&job->note, " error=%s",
+		    tg_status_name(job->st));
+	} else
+		act = tg_buf_cstr(&job->action);
+	pd_log_request(c, &p->req, tg_buf_cstr(&job->note), act);
+	pd_proto_reply(&p->out, act);
+	p->done = true;
+	if (!c->gone) {
+		pd_flush(c);
+		return;
+	}
+	/* The client left meanwhile: nobody to answer. */
+	pd_pending_free(p);
+	if (c->npending == 0)
+		free(c);
+}
+
+/* pd_answer - queue one request (taking req) and start its checks */
+static void
+pd_answer(struct pd_conn *c, struct pd_request *req)
+{
+	struct pd_pending	*p;
+	struct tg_buf		 note;
+
+	p = tg_calloc(1, sizeof(*p));
+	p->c = c;
+	p->req = *req;
+	memset(req, 0, sizeof(*req));
+	tg_buf_init(&p->out);
+	TAILQ_INSERT_TAIL(&c->pending, p, entry);
+	c->npending++;
+	if (!p->req.malformed) {
+		p->job.req = &p->req;
+		p->job.done = pd_job_done;
+		p->job.arg = p;
+		pd_checks_start(&p->job);
+		return;
+	}
+	tg_log_warn_limited(NULL, "malformed", 60, "client=%s: malformed "
+	    "request: %s", c->peer, p->req.why);
+	tg_buf_init(&note);
+	tg_buf_printf(&note, " error=\"%s\"", p->req.why);
+	tg_metric_inc(TG_M_POLICYD_REQUESTS, "malformed",
+	    pd_conf.default_action);
+	pd_log_request(c, &p->req, tg_buf_cstr(&note), pd_conf.default_action);
+	tg_buf_fini(&note);
+	pd_proto_reply(&p->out, pd_conf.default_action);
+	p->done = p->last = true;
+	c->last_read = true;
+	pd_flush(c);
+}
+
+/*
+ * pd_read - parse every complete request buffered and start its checks;
+ * at PD_PIPELINE_MAX in flight, reading pauses until replies go out
+ */
 static void
 pd_read(struct bufferevent *bev, void *arg)
 {
@@ -146,27 +299,29 @@ pd_read(struct bufferevent *bev, void *arg)
 	const char		*data;
 	size_t			 len, used;
 
-	while (!c->closing && (len = evbuffer_get_length(in)) > 0) {
+	c->in_read = true;
+	while (!c->closing && !c->last_read &&
+	    c->npending < PD_PIPELINE_MAX &&
+	    (len = evbuffer_get_length(in)) > 0) {
 		if ((data = (const char *)evbuffer_pullup(in, -1)) == NULL)
 			break;
 		r = pd_proto_parse(data, len, &used, &req);
 		if (r == PD_PARSE_MORE && len < PD_INPUT_MAX)
-			return;
+			break;
 		if (r != PD_PARSE_DONE) {
 			tg_log_warn_limited(NULL, "too much", 60, "client=%s: "
 			    "request over the limits: disconnected", c->peer);
+			c->in_read = false;
 			pd_conn_free(c);
 			return;
 		}
-		pd_answer(c, &req);
-		pd_request_clear(&req);
 		(void)evbuffer_drain(in, used);
+		pd_answer(c, &req);
 	}
-	if (c->closing) {
-		bufferevent_disable(bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			pd_conn_free(c);
-	}
+	c->in_read = false;
+	if (c->closing || c->last_read || c->npending >= PD_PIPELINE_MAX)
+		(void)bufferevent_disable(bev, EV_READ);
+	pd_flush(c);	/* last: it may free c */
 }
 
 /* pd_write - the output drained: a closing connection may go now */
@@ -176,7 +331,7 @@ pd_write(struct bufferevent *bev, void *arg)
 	struct pd_conn	*c = arg;
 
 	(void)bev;
-	if (c->closing)
+	if (c->closing && pd_conn_idle(c))
 		pd_conn_free(c);
 }
 
@@ -193,6 +348,9 @@ pd_event(struct bufferevent *bev, short what, void *arg)
 	else if ((what & BEV_EVENT_ERROR) && errno != ECONNRESET)
 		tg_log_debug(NULL, "conn=%lu client=%s: %s", c->id, c->peer,
 		    strerror(errno));
+	else if (c->npending > 0)
+		tg_log_debug(NULL, "conn=%lu client=%s: gone with %zu "
+		    "request(s) in flight", c->id, c->peer, c->npending);
 	pd_conn_free(c);
 }
 
@@ -225,6 +383,7 @@ pd_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)arg;
 	c = tg_calloc(1, sizeof(*c));
 	c->id = ++pd.next_id;
+	TAILQ_INIT(&c->pending);
 	pd_peer(sa, c->peer, sizeof(c->peer));
 	if (sa->sa_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
@@ -236,6 +395,7 @@ pd_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	pd.nclients++;
+	tg_metric_set(TG_M_POLICYD_CLIENTS, NULL, NULL, pd.nclients);
 	LIST_INSERT_HEAD(&pd.conns, c, entry);
 	bufferevent_setcb(c->bev, pd_read, pd_write, pd_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, PD_INPUT_MAX);
@@ -278,14 +438,197 @@ pd_sweep(evutil_socket_t fd, short what, void *arg)
 		tg_log_debug(NULL, "store sweep: removed=%zu", removed);
 }
 
-/* pd_stop - SIGTERM, SIGINT: leave the loop */
+/*
+ * Stopping and reload.  SIGTERM and SIGINT drain: stop accepting, close
+ * each connection once it is between requests (nothing half read, no
+ * request waiting on the store, no reply unwritten), leave the loop when
+ * none is left or after drain_timeout.
+ * SIGHUP hands over (handover.h): the successor gets the listening
+ * socket, loads the configuration, says "ok"; we stop accepting and say
+ * "go"; it serves and says "ready"; we drain.  Had it failed, we accept
+ * again.  libevent runs the signal callbacks from the loop, not from a
+ * signal handler.
+ */
+#define PD_LOAD_WAIT_MS	120000	/* successor: config and checks */
+#define PD_READY_WAIT_MS 30000	/* successor: its listener */
+
+static struct {
+	struct tg_handover	 h;		/* we are a successor */
+	char *const		*argv;
+	struct event		*tick;		/* while draining */
+	struct event		*ctl;		/* reload control */
+	int			 ctl_fd;
+	pid_t			 child;
+	time_t			 drain_end;
+	bool			 draining;
+	bool			 handed;	/* a successor serves */
+} pd_run = { .ctl_fd = -1 };
+
+/* pd_fail - a start-up failure; a successor tells its predecessor, which
+ * logs it, instead */
+static TG_NORETURN void
+pd_fail(int ready, int code, const char *text)
+{
+	if (pd_run.h.fd != -1) {
+		(void)tg_handover_send(pd_run.h.fd, "error %s", text);
+		exit(code);
+	}
+	tg_daemon_fail(ready, code, text);
+}
+
+/* pd_drain_tick - close the idle connections; leave when all are gone */
+static void
+pd_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_conn	*c, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (c = LIST_FIRST(&pd.conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+		    pd_conn_idle(c))
+			pd_conn_free(c);
+	}
+	if (pd.nclients == 0) {
+		(void)event_base_loopbreak(pd.base);
+		return;
+	}
+	if (time(NULL) >= pd_run.drain_end) {
+		tg_log_warnx(NULL, "drain: %ld connection(s) still in a "
+		    "request after %lds; closing them", pd.nclients,
+		    pd_conf.drain_timeout);
+		(void)event_base_loopbreak(pd.base);
+	}
+}
+
+/* pd_drain - stop accepting; connections go as they become idle */
+static void
+pd_drain(void)
+{
+	struct timeval	tv = { 0, 100 * 1000 };
+
+	if (pd_run.draining)
+		return;
+	pd_run.draining = true;
+	pd_run.drain_end = time(NULL) + pd_conf.drain_timeout;
+	(void)evconnlistener_disable(pd.listener);
+	pd.paused = false;	/* so that pd_conn_free does not resume */
+	pd.metrics = tg_metrics_http_stop(pd.metrics);
+	tg_log_notice(NULL, "draining: %ld connection(s), up to %lds",
+	    pd.nclients, pd_conf.drain_timeout);
+	if ((pd_run.tick = event_new(pd.base, -1, EV_PERSIST, pd_drain_tick,
+	    NULL)) == NULL || event_add(pd_run.tick, &tv) != 0)
+		(void)event_base_loopbreak(pd.base);
+	else
+		pd_drain_tick(-1, 0, NULL);
+}
+
+/* pd_stop - SIGTERM, SIGINT: drain; a second one stops at once */
 static void
 pd_stop(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	(void)arg;
+	if (pd_run.draining) {
+		tg_log_notice(NULL, "signal %d while draining: stopping now",
+		    (int)sig);
+		(void)event_base_loopbreak(pd.base);
+		return;
+	}
 	tg_log_notice(NULL, "signal %d: stopping", (int)sig);
-	(void)event_base_loopbreak(pd.base);
+	pd_drain();
+}
+
+/* pd_reload_end - the control socket is done with */
+static void
+pd_reload_end(void)
+{
+	if (pd_run.ctl != NULL)
+		event_free(pd_run.ctl);
+	pd_run.ctl = NULL;
+	(void)close(pd_run.ctl_fd);
+	pd_run.ctl_fd = -1;
+}
+
+/* pd_reload_answer - the successor loaded its configuration, or not */
+static void
+pd_reload_answer(evutil_socket_t fd, short what, void *arg)
+{
+	char	buf[1100], how[128];
+
+	(void)arg;
+	if (!(what & EV_READ))
+		(void)snprintf(buf, sizeof(buf), "no answer in %d ms",
+		    PD_LOAD_WAIT_MS);
+	else if (tg_handover_recv(fd, buf, sizeof(buf), 0) == TG_OK &&
+	    strcmp(buf, "ok") == 0) {
+		(void)evconnlistener_disable(pd.listener);
+		pd.metrics = tg_metrics_http_stop(pd.metrics);
+		if (tg_handover_send(fd, "go") == TG_OK &&
+		    tg_handover_recv(fd, buf, sizeof(buf), PD_READY_WAIT_MS) ==
+		    TG_OK && strcmp(buf, "ready") == 0) {
+			tg_log_notice(NULL, "reload: process %ld serves the "
+			    "socket now; this one drains", (long)pd_run.child);
+			pd_reload_end();
+			pd_run.handed = true;
+			pd_drain();
+			return;
+		}
+		if (!pd.paused)
+			(void)evconnlistener_enable(pd.listener);
+		tg_log_errx(NULL, "reload: process %ld failed to start serving "
+		    "(%s); this one goes on (without its metrics endpoint)",
+		    (long)pd_run.child, buf);
+		pd_reload_end();
+		tg_handover_reap(pd_run.child, 1000, how, sizeof(how));
+		return;
+	}
+	pd_reload_end();
+	if (strncmp(buf, "error ", 6) == 0) {
+		tg_handover_reap(pd_run.child, 5000, how, sizeof(how));
+		tg_log_errx(NULL, "reload refused, the running configuration "
+		    "stays: %s", buf + 6);
+	} else {
+		tg_handover_reap(pd_run.child, 1000, how, sizeof(how));
+		tg_log_errx(NULL, "reload refused, the running configuration "
+		    "stays: new process %ld %s (%s)", (long)pd_run.child, how,
+		    buf);
+	}
+}
+
+/* pd_reload - SIGHUP: start a successor with our listening socket */
+static void
+pd_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval	tv = { PD_LOAD_WAIT_MS / 1000, 0 };
+	struct tg_err	err;
+	int		fd;
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (pd_run.ctl_fd != -1 || pd_run.draining) {
+		tg_log_notice(NULL, "SIGHUP: %s already", pd_run.draining ?
+		    "stopping" : "reloading");
+		return;
+	}
+	tg_log_notice(NULL, "SIGHUP: reloading the configuration");
+	if ((fd = tg_handover_spawn(pd_run.argv,
+	    evconnlistener_get_fd(pd.listener), &pd_run.child, &err)) == -1) {
+		tg_log_errx(NULL, "reload refused: cannot start a new "
+		    "process: %s", err.text);
+		return;
+	}
+	pd_run.ctl_fd = fd;
+	if ((pd_run.ctl = event_new(pd.base, fd, EV_READ, pd_reload_answer,
+	    NULL)) == NULL || event_add(pd_run.ctl, &tv) != 0) {
+		tg_log_errx(NULL, "reload refused: cannot watch the new "
+		    "process");
+		pd_reload_end();
+		(void)kill(pd_run.child, SIGTERM);
+	}
 }
 
 /* pd_listen_addr - parse inet:PORT@ADDR, inet6:PORT@ADDR, unix:PATH */
@@ -335,7 +678,39 @@ pd_listen_addr(const char *spec, struct sockaddr_storage *ss,
 	return inet_pton(AF_INET, addr, &sin->sin_addr) == 1;
 }
 
-/* pd_open_listener - bind and listen on spec */
+/* pd_same_addr - whether the listening socket fd is bound to ss */
+static bool
+pd_same_addr(int fd, const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage		 cur;
+	const struct sockaddr_in	*a = (const void *)ss;
+	const struct sockaddr_in	*b = (const void *)&cur;
+	const struct sockaddr_in6	*a6 = (const void *)ss;
+	const struct sockaddr_in6	*b6 = (const void *)&cur;
+	const struct sockaddr_un	*au = (const void *)ss;
+	const struct sockaddr_un	*bu = (const void *)&cur;
+	socklen_t			 len = sizeof(cur);
+
+	memset(&cur, 0, sizeof(cur));
+	if (getsockname(fd, (struct sockaddr *)&cur, &len) == -1 ||
+	    cur.ss_family != ss->ss_family)
+		return false;
+	switch (ss->ss_family) {
+	case AF_INET:
+		return a->sin_port == b->sin_port &&
+		    a->sin_addr.s_addr == b->sin_addr.s_addr;
+	case AF_INET6:
+		return a6->sin6_port == b6->sin6_port &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) == 0;
+	case AF_UNIX:
+		return strcmp(au->sun_path, bu->sun_path) == 0;
+	}
+	return false;
+}
+
+/* pd_open_listener - bind and listen on spec (or serve the socket handed
+ * over, if it is bound there) */
 static void
 pd_open_listener(int ready, const char *spec)
 {
@@ -346,7 +721,25 @@ pd_open_listener(int ready, const char *spec)
 	if (!pd_listen_addr(spec, &ss, &sslen)) {
 		(void)snprintf(buf, sizeof(buf), "[policyd] listen: bad "
 		    "address \"%s\"", spec);
-		tg_daemon_fail(ready, EX_CONFIG, buf);
+		pd_fail(ready, EX_CONFIG, buf);
+	}
+	if (pd_run.h.listen_fd != -1 && pd_same_addr(pd_run.h.listen_fd, &ss)) {
+		pd.listener = evconnlistener_new(pd.base, pd_accept, NULL,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+		    pd_run.h.listen_fd);
+		pd_run.h.listen_fd = -1;
+		if (pd.listener == NULL)
+			pd_fail(ready, EX_OSERR, "cannot serve the socket "
+			    "handed over");
+		evconnlistener_set_error_cb(pd.listener, pd_accept_error);
+		return;
+	}
+	if (pd_run.h.listen_fd != -1) {
+		/* listen changed: the predecessor keeps the old socket */
+		tg_log_notice(NULL, "reload: listen is now %s; the old socket "
+		    "closes with the old process", spec);
+		(void)close(pd_run.h.listen_fd);
+		pd_run.h.listen_fd = -1;
 	}
 	if (ss.ss_family == AF_UNIX)
 		(void)unlink(((struct sockaddr_un *)&ss)->sun_path);
@@ -356,7 +749,7 @@ pd_open_listener(int ready, const char *spec)
 	if (pd.listener == NULL) {
 		(void)snprintf(buf, sizeof(buf), "cannot listen on %s: %s",
 		    spec, strerror(errno));
-		tg_daemon_fail(ready, EX_UNAVAILABLE, buf);
+		pd_fail(ready, EX_UNAVAILABLE, buf);
 	}
 	evconnlistener_set_error_cb(pd.listener, pd_accept_error);
 }
@@ -373,14 +766,64 @@ pd_start(int ready, const struct tg_daemon_args *a)
 	memset(&opts, 0, sizeof(opts));
 	opts.confdir = a->confdir;
 	if (tg_pipeline_load(&opts, &err) != TG_OK)
-		tg_daemon_fail(ready, EX_CONFIG, err.text);
+		pd_fail(ready, EX_CONFIG, err.text);
 	tg_store_conf_loaded(&sc);
 	if ((pd.store = tg_store_open(&sc, &err)) == NULL)
-		tg_daemon_fail(ready, EX_UNAVAILABLE, err.text);
+		pd_fail(ready, EX_UNAVAILABLE, err.text);
+	if ((pd.base = event_base_new()) == NULL)
+		pd_fail(ready, EX_OSERR, "event_base_new failed");
+	pd.astore = tg_store_async_new(pd.store, pd.base);
 	env.store = pd.store;
+	env.astore = pd.astore;
 	env.dns = tg_pipeline_dns();
 	if (pd_checks_init(&env, &err) != TG_OK)
-		tg_daemon_fail(ready, EX_CONFIG, err.text);
+		pd_fail(ready, EX_CONFIG, err.text);
+}
+
+/* pd_priv - the run user: -u, else [policyd], else [core] */
+static void
+pd_priv(int ready, const struct tg_daemon_args *a, struct tg_daemon_ids *ids)
+{
+	struct tg_daemon_priv	p = {
+		.umask = tg_core_conf.umask,
+		.allow_root = tg_core_conf.allow_root,
+		.socket_owner = pd_conf.socket_owner,
+		.socket_group = pd_conf.socket_group,
+		.socket_mode = pd_conf.socket_mode,
+		.section = "policyd",
+	};
+	struct tg_err		err;
+
+	if (a->user != NULL)
+		p.user = a->user;
+	else {
+		p.user = *pd_conf.user != '\0' ? pd_conf.user :
+		    tg_core_conf.user;
+		p.group = *pd_conf.group != '\0' ? pd_conf.group :
+		    tg_core_conf.group;
+	}
+	if (tg_daemon_priv_resolve(&p, ids, &err) != TG_OK) {
+		if (pd_run.h.fd != -1 && geteuid() != 0)
+			(void)snprintf(err.text + strlen(err.text),
+			    sizeof(err.text) - strlen(err.text), " (the run "
+			    "user changes only with a restart)");
+		pd_fail(ready, EX_CONFIG, err.text);
+	}
+}
+
+/* pd_open_metrics - the /metrics endpoint, if [policyd] metrics_listen */
+static void
+pd_open_metrics(int ready)
+{
+	struct tg_err	err;
+
+	if (*pd_conf.metrics_listen == '\0')
+		return;
+	if ((pd.metrics = tg_metrics_http_start(pd_conf.metrics_listen,
+	    TG_METRICS_POLICYD, &err)) == NULL)
+		pd_fail(ready, EX_CONFIG, err.text);
+	tg_log_notice(NULL, "metrics: listening on %s (GET /metrics)",
+	    pd_conf.metrics_listen);
 }
 
 /* main - start up, then run the loop until a signal */
@@ -388,46 +831,80 @@ int
 main(int argc, char **argv)
 {
 	struct tg_daemon_args	 a;
-	struct event	*sigterm, *sigint;
+	struct tg_daemon_ids	 ids;
+	struct event	*sigterm, *sigint, *sighup;
 	struct timeval	 tv;
 	const char	*spec;
+	char		 buf[128];
 	int		 ready = -1;
 
+	tg_handover_child(&pd_run.h);
+	pd_run.argv = argv;
 	tg_daemon_args(argc, argv, "tollgate-policyd", "listen", &a);
 	tg_log_open("tollgate-policyd", a.foreground);
-	if (!a.foreground)
+	if (!a.foreground && pd_run.h.fd == -1)
 		ready = tg_daemonize("tollgate-policyd");
 	(void)signal(SIGPIPE, SIG_IGN);
 	pd_start(ready, &a);
-	if ((pd.base = event_base_new()) == NULL)
-		tg_daemon_fail(ready, EX_OSERR, "event_base_new failed");
 	spec = a.listen != NULL ? a.listen : pd_conf.listen;
+	pd_priv(ready, &a, &ids);
+	if (pd_run.h.fd != -1 && (tg_handover_send(pd_run.h.fd, "ok") !=
+	    TG_OK || tg_handover_recv(pd_run.h.fd, buf, sizeof(buf),
+	    PD_LOAD_WAIT_MS) != TG_OK || strcmp(buf, "go") != 0)) {
+		tg_log_notice(NULL, "hand-over cancelled; exiting");
+		exit(0);
+	}
 	pd_open_listener(ready, spec);
+	pd_open_metrics(ready);
+	tg_daemon_socket_perms(ready, &ids, spec);
+	tg_daemon_drop(ready, &ids);
 	sigterm = evsignal_new(pd.base, SIGTERM, pd_stop, NULL);
 	sigint = evsignal_new(pd.base, SIGINT, pd_stop, NULL);
+	sighup = evsignal_new(pd.base, SIGHUP, pd_reload, NULL);
 	pd.sweep = event_new(pd.base, -1, EV_PERSIST, pd_sweep, NULL);
 	tv.tv_sec = pd_conf.sweep_interval;
 	tv.tv_usec = 0;
-	if (sigterm == NULL || sigint == NULL || pd.sweep == NULL ||
-	    evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint,
+	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    pd.sweep == NULL || evsignal_add(sigterm, NULL) != 0 ||
+	    evsignal_add(sigint, NULL) != 0 || evsignal_add(sighup,
 	    NULL) != 0 || event_add(pd.sweep, &tv) != 0)
-		tg_daemon_fail(ready, EX_OSERR, "cannot set up events");
+		pd_fail(ready, EX_OSERR, "cannot set up events");
 	tg_daemon_pidfile(ready, a.pidfile != NULL ? a.pidfile : pd_conf.pid_file);
 	tg_log_notice(NULL, "listening on %s store=%s checks=%s", spec,
 	    tg_store_backend_name(pd.store), pd_conf.checks);
+	if (pd_run.h.fd != -1) {
+		(void)tg_handover_send(pd_run.h.fd, "ready");
+		(void)close(pd_run.h.fd);
+		pd_run.h.fd = -1;
+		tg_log_notice(NULL, "process %ld took over from process %ld",
+		    (long)getpid(), (long)getppid());
+	}
 	tg_daemon_ready(ready, NULL);
 	if (event_base_dispatch(pd.base) == -1)
 		tg_log_errx(NULL, "event loop failed");
 	tg_log_notice(NULL, "stopping");
+	/* A successor wrote its pid in the same file. */
+	if (!pd_run.handed)
+		tg_daemon_pidfile_remove();
+	if (pd_run.ctl_fd != -1) {
+		pd_reload_end();
+		(void)kill(pd_run.child, SIGTERM);
+	}
+	if (pd_run.tick != NULL)
+		event_free(pd_run.tick);
 	while (!LIST_EMPTY(&pd.conns))
 		pd_conn_free(LIST_FIRST(&pd.conns));
 	evconnlistener_free(pd.listener);
 	event_free(pd.sweep);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
+	/* The requests still in flight fail now, freeing their connections. */
+	pd.astore = tg_store_async_free(pd.astore);
 	pd_checks_fini();
 	pd.store = tg_store_close(pd.store);
 	event_base_free(pd.base);
+	pd.metrics = tg_metrics_http_stop(pd.metrics);
 	tg_pipeline_fini();
 	return 0;
 }

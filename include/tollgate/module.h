@@ -8,6 +8,30 @@
  * abort) and acts on the message only through the tg_ctx_* calls below.
  * Callbacks run concurrently on libmilter's connection threads: module
  * globals are read-only after init.
+ *
+ * Reload (SIGHUP) and restart: module globals stay read-only for the
+ * life of the process, because a reload is a hand-over to a fresh
+ * process, not a change in place.  On SIGHUP tollgate-milter starts a
+ * new copy of itself (same command line); the new process loads the
+ * whole configuration directory and inits every enabled module exactly
+ * as at start-up (keys, signing and key tables, rules files, tenant
+ * tables, exempt lists: all read again).  If that fails the new process
+ * exits, the old one logs one line saying why (file:line from the
+ * loader, or the module's init error) and goes on serving with its
+ * settings.  If it succeeds the old process closes its listening socket,
+ * the new one opens it and serves every new connection, and the old one
+ * drains: connections already open finish their messages with the
+ * settings they started with, bounded by [milter] drain_timeout, then it
+ * exits 0.  SIGTERM and SIGINT are the same drain without a successor.
+ * So a module needs nothing for reload: read your settings in init,
+ * build what you need there, free it in fini, never re-read files
+ * later.  A module must not keep state that has to outlive the process
+ * other than in the store (counters live in the store, which both
+ * processes open).  Settings that cannot change by reload, only by a
+ * restart: the run user and group (the new process already runs as the
+ * old user; a different one is refused).  tollgate-policyd does the same,
+ * and there the listening socket is passed to the new process, so no
+ * connection is refused during the hand-over.
  */
 #ifndef TOLLGATE_MODULE_H
 #define TOLLGATE_MODULE_H

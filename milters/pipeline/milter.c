@@ -7,6 +7,30 @@
  * enabled modules do not need (each costs the MTA a round trip), and set
  * TCP_NODELAY on the listening socket so a reply never waits for the
  * MTA's delayed ACK.  libmilter runs each connection on its own thread.
+ *
+ * Signals.  libmilter's own signal thread stops the milter at once on
+ * SIGHUP, SIGTERM or SIGINT.  We block those before any thread exists
+ * and run smfi_main on a thread of its own, so the main thread, always
+ * waiting in sigtimedwait, is the one the kernel hands them to (Linux
+ * gives a process signal to the main thread when it can take it).
+ * SIGHUP reloads by hand-over (handover.h, module.h): a reload thread
+ * starts the successor and, once it has loaded the configuration, stops
+ * our listener and lets it listen.  SIGTERM and SIGINT, and the end of a
+ * hand-over, drain: the listener is closed, messages in flight get up to
+ * [milter] drain_timeout to finish, then the process exits 0.
+ *
+ * Closing the listener cannot be smfi_stop: Debian's libmilter has the
+ * worker pool (_FFR_WORKERS_POOL), whose controller and workers quit as
+ * soon as smfi_stop is called, abandoning every session in flight.  Nor
+ * shutdown(): the listener's poll would see POLLHUP and abort the milter.
+ * So we put a pipe on the listener's descriptor (dup2).  A poll under
+ * way still holds the old socket until it returns, so we make the pipe
+ * readable once and connect to the old socket to wake the poll: it
+ * returns, the listener's accept fails (one
+ * "accept() ... try again" line from libmilter, then it sleeps a
+ * second), the old socket closes with that last reference, we take the
+ * byte back, and from then on the listener waits on a pipe that never
+ * becomes readable.  The sessions go on as if nothing happened.
  */
 #include "config.h"
 
@@ -26,12 +50,17 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <time.h>
+
 #include <libmilter/mfapi.h>
 
 #include "pipeline_int.h"
 #include "tollgate/buf.h"
 #include "tollgate/daemon.h"
+#include "tollgate/handover.h"
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 
 
 /* One MTA connection: our context plus what was negotiated. */
@@ -39,7 +68,57 @@ struct tg_conn {
 	struct tg_ctx	*tg;
 	SMFICTX		*smfi;
 	unsigned long	 pflags;	/* protocol flags agreed */
+	bool		 in_msg;	/* from MAIL to the message's end */
 };
+
+/* The process: what draining waits for, and the reload's progress. */
+static struct {
+	pthread_mutex_t		 lock;
+	unsigned int		 conns;		/* connections */
+	unsigned int		 inflight;	/* messages under way */
+	bool			 smfi_done;	/* smfi_main returned */
+	int			 smfi_rc;
+	bool			 reloading;	/* reload thread runs */
+	bool			 releasing;	/* it stops listening */
+	bool			 stopping;	/* SIGTERM/SIGINT seen */
+	bool			 handed;	/* a successor serves */
+	bool			 lost;		/* successor failed */
+	bool			 released;	/* listener closed */
+	int			 listen_fd;	/* libmilter's, or -1 */
+	int			 idle_fd;	/* the pipe's write end */
+	char *const		*argv;		/* for the successor */
+	struct tg_metrics_http	*metrics;
+} tg_run = { .lock = PTHREAD_MUTEX_INITIALIZER, .listen_fd = -1,
+    .idle_fd = -1 };
+
+/* tg_run_lock, tg_run_unlock - the process state's mutex */
+static void
+tg_run_lock(void)
+{
+	if (pthread_mutex_lock(&tg_run.lock) != 0)
+		TG_PANIC("milter: run lock");
+}
+
+static void
+tg_run_unlock(void)
+{
+	(void)pthread_mutex_unlock(&tg_run.lock);
+}
+
+/* tg_milter_msg_mark - the connection enters (on) or leaves a message */
+static void
+tg_milter_msg_mark(struct tg_conn *c, bool on)
+{
+	if (c->in_msg == on)
+		return;
+	c->in_msg = on;
+	tg_run_lock();
+	if (on)
+		tg_run.inflight++;
+	else
+		tg_run.inflight--;
+	tg_run_unlock();
+}
 
 /* tg_milter_macro - macro lookup for the pipeline */
 static const char *
@@ -59,6 +138,10 @@ tg_milter_conn(SMFICTX *smfi)
 	if (c == NULL) {
 		c = tg_calloc(1, sizeof(*c));
 		c->tg = tg_ctx_new(tg_milter_macro, c);
+		tg_metric_add(TG_M_MILTER_CONNS, NULL, NULL, 1);
+		tg_run_lock();
+		tg_run.conns++;
+		tg_run_unlock();
 		(void)smfi_setpriv(smfi, c);
 	}
 	c->smfi = smfi;
@@ -139,8 +222,10 @@ tg_milter_msg_status(struct tg_conn *c, enum tg_verdict v, unsigned long nr)
 {
 	sfsistat	s = tg_milter_status(c, v, nr);
 
-	if (v != TG_CONTINUE && v != TG_QUARANTINE)
+	if (v != TG_CONTINUE && v != TG_QUARANTINE) {
 		tg_stage_done(c->tg);
+		tg_milter_msg_mark(c, false);
+	}
 	return s;
 }
 
@@ -178,6 +263,7 @@ tg_milter_envfrom(SMFICTX *smfi, char **argv)
 {
 	struct tg_conn	*c = tg_milter_conn(smfi);
 
+	tg_milter_msg_mark(c, true);
 	return tg_milter_msg_status(c, tg_stage_envfrom(c->tg, argv[0]),
 	    SMFIP_NR_MAIL);
 }
@@ -309,6 +395,7 @@ tg_milter_eom(SMFICTX *smfi)
 	}
 	s = tg_milter_status(c, v == TG_QUARANTINE ? TG_ACCEPT : v, 0);
 	tg_stage_done(c->tg);
+	tg_milter_msg_mark(c, false);
 	return s;
 }
 
@@ -319,6 +406,7 @@ tg_milter_abort(SMFICTX *smfi)
 	struct tg_conn	*c = tg_milter_conn(smfi);
 
 	tg_stage_abort(c->tg);
+	tg_milter_msg_mark(c, false);
 	return SMFIS_CONTINUE;
 }
 
@@ -330,6 +418,11 @@ tg_milter_close(SMFICTX *smfi)
 
 	if (c != NULL) {
 		c->tg = tg_ctx_free(c->tg);
+		tg_milter_msg_mark(c, false);
+		tg_run_lock();
+		tg_run.conns--;
+		tg_run_unlock();
+		tg_metric_add(TG_M_MILTER_CONNS, NULL, NULL, -1);
 		free(c);
 		(void)smfi_setpriv(smfi, NULL);
 	}
@@ -384,39 +477,466 @@ tg_milter_nodelay(void)
 	}
 }
 
+/* tg_milter_find_listener - libmilter's listening socket, found among
+ * our descriptors right after smfi_opensocket (no other listens yet) */
+static int
+tg_milter_find_listener(void)
+{
+	struct rlimit	rl;
+	socklen_t	len;
+	int		fd, listening;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur > 65536)
+		rl.rlim_cur = 65536;
+	for (fd = 3; fd < (int)rl.rlim_cur; fd++) {
+		len = sizeof(listening);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+		    &len) == 0 && listening)
+			return fd;
+	}
+	return -1;
+}
+
+/* tg_milter_priv - the run user from [core], [milter] and -u */
+static void
+tg_milter_priv(const struct tg_daemon_args *a, struct tg_daemon_ids *ids,
+    struct tg_err *err)
+{
+	struct tg_daemon_priv	p = {
+		.user = a->user != NULL ? a->user : tg_core_conf.user,
+		.group = a->user != NULL ? NULL : tg_core_conf.group,
+		.umask = tg_core_conf.umask,
+		.allow_root = tg_core_conf.allow_root,
+		.socket_owner = tg_core_conf.socket_owner,
+		.socket_group = tg_core_conf.socket_group,
+		.socket_mode = tg_core_conf.socket_mode,
+		.section = "milter",
+	};
+
+	err->status = tg_daemon_priv_resolve(&p, ids, err);
+}
+
+/* tg_milter_metrics - the /metrics endpoint, if [core] metrics_listen */
+static struct tg_metrics_http *
+tg_milter_metrics(int ready)
+{
+	struct tg_metrics_http	*h;
+	struct tg_err		 err;
+
+	if (*tg_core_conf.metrics_listen == '\0')
+		return NULL;
+	if ((h = tg_metrics_http_start(tg_core_conf.metrics_listen,
+	    TG_METRICS_MILTER, &err)) == NULL)
+		tg_daemon_fail(ready, EX_CONFIG, err.text);
+	tg_log_notice(NULL, "metrics: listening on %s (GET /metrics)",
+	    tg_core_conf.metrics_listen);
+	return h;
+}
+
+#define TG_LOAD_WAIT_MS	120000	/* successor: its start-up */
+#define TG_READY_WAIT_MS 30000	/* successor: listening */
+#define TG_TICK_MS	100	/* signal wait between checks */
+
+/* tg_milter_fail - a start-up failure; a successor tells its predecessor,
+ * which logs it, instead of logging it itself */
+static TG_NORETURN void
+tg_milter_fail(const struct tg_handover *h, int ready, int code,
+    const char *text)
+{
+	if (h->fd != -1) {
+		(void)tg_handover_send(h->fd, "error %s", text);
+		exit(code);
+	}
+	tg_daemon_fail(ready, code, text);
+}
+
+/* tg_milter_await_go - a successor: config is good; wait for the socket */
+static void
+tg_milter_await_go(const struct tg_handover *h)
+{
+	char	buf[128];
+
+	if (tg_handover_send(h->fd, "ok") != TG_OK ||
+	    tg_handover_recv(h->fd, buf, sizeof(buf), TG_LOAD_WAIT_MS) !=
+	    TG_OK || strcmp(buf, "go") != 0) {
+		/* The predecessor gave up (it is stopping): so do we. */
+		tg_log_notice(NULL, "hand-over cancelled; exiting");
+		exit(0);
+	}
+}
+
+/* tg_milter_sigset - the signals the main thread takes */
+static void
+tg_milter_sigset(sigset_t *set)
+{
+	(void)sigemptyset(set);
+	(void)sigaddset(set, SIGHUP);
+	(void)sigaddset(set, SIGTERM);
+	(void)sigaddset(set, SIGINT);
+}
+
+/* tg_milter_smfi - the thread that runs libmilter's listener */
+static void *
+tg_milter_smfi(void *arg)
+{
+	int	rc;
+
+	(void)arg;
+	rc = smfi_main();
+	tg_run_lock();
+	tg_run.smfi_done = true;
+	tg_run.smfi_rc = rc;
+	tg_run_unlock();
+	return NULL;
+}
+
+/* tg_milter_poke - connect to the socket at ss (without waiting), so
+ * that a poll on it wakes; returns the connecting socket or -1 */
+static int
+tg_milter_poke(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int	fd;
+
+	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)ss, len) == -1 &&
+	    errno != EINPROGRESS) {
+		(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* tg_milter_wait_free - until an inet address can be bound again (the
+ * old socket is gone), up to a second; unix: a moment */
+static void
+tg_milter_wait_free(const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct timespec	ts = { 0, 5 * 1000 * 1000 };
+	int		i, fd, on = 1, r;
+
+	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6) {
+		ts.tv_nsec = 20 * 1000 * 1000;
+		(void)nanosleep(&ts, NULL);
+		return;
+	}
+	for (i = 0; i < 200; i++) {
+		if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+		    0)) == -1)
+			return;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on));
+		r = bind(fd, (const struct sockaddr *)ss, len);
+		(void)close(fd);
+		if (r == 0)
+			return;
+		(void)nanosleep(&ts, NULL);
+	}
+	tg_log_warnx(NULL, "the old listening socket is still open");
+}
+
+/* tg_milter_release - stop listening (the metrics endpoint too), see
+ * the top of the file; the sessions are left alone */
+static void
+tg_milter_release(void)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	char			c = 0;
+	int			p[2], poke;
+
+	tg_run_lock();
+	if (tg_run.released) {
+		tg_run_unlock();
+		return;
+	}
+	tg_run.released = true;
+	tg_run.metrics = tg_metrics_http_stop(tg_run.metrics);
+	memset(&ss, 0, sizeof(ss));
+	if (tg_run.listen_fd == -1 || getsockname(tg_run.listen_fd,
+	    (struct sockaddr *)&ss, &len) == -1 ||
+	    pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
+		tg_run_unlock();
+		tg_log_warnx(NULL, "cannot park libmilter's listener: "
+		    "smfi_stop, sessions in flight may be cut");
+		(void)smfi_stop();
+		return;
+	}
+	if (dup2(p[0], tg_run.listen_fd) == -1)
+		TG_PANIC("dup2 over the listening socket");
+	(void)close(p[0]);
+	tg_run.idle_fd = p[1];
+	tg_run_unlock();
+	/* Sessions take the lock: wait for the old socket without it. */
+	if (write(p[1], &c, 1) != 1 || (poke = tg_milter_poke(&ss, len)) == -1)
+		tg_log_warn(NULL, "waking libmilter's listener");
+	else {
+		tg_milter_wait_free(&ss, len);
+		(void)close(poke);
+	}
+	(void)!read(tg_run.listen_fd, &c, 1);	/* set once at start-up */
+}
+
+/* tg_milter_reload_run - the hand-over; runs on its own thread */
+static void *
+tg_milter_reload_run(void *arg)
+{
+	struct tg_err	 err;
+	char		 buf[1100], how[128];
+	pid_t		 pid;
+	int		 fd;
+	bool		 stop;
+
+	(void)arg;
+	if ((fd = tg_handover_spawn(tg_run.argv, -1, &pid, &err)) == -1) {
+		tg_log_errx(NULL, "reload refused: cannot start a new "
+		    "process: %s", err.text);
+		goto out;
+	}
+	if (tg_handover_recv(fd, buf, sizeof(buf), TG_LOAD_WAIT_MS) !=
+	    TG_OK || strcmp(buf, "ok") != 0) {
+		(void)close(fd);
+		if (strncmp(buf, "error ", 6) == 0) {
+			tg_handover_reap(pid, 5000, how, sizeof(how));
+			tg_log_errx(NULL, "reload refused, the running "
+			    "configuration stays: %s", buf + 6);
+		} else {
+			tg_handover_reap(pid, 1000, how, sizeof(how));
+			tg_log_errx(NULL, "reload refused, the running "
+			    "configuration stays: new process %ld %s (%s)",
+			    (long)pid, how, buf);
+		}
+		goto out;
+	}
+	tg_run_lock();
+	stop = tg_run.stopping || tg_run.smfi_done || tg_run.released;
+	tg_run.releasing = !stop;
+	tg_run_unlock();
+	if (stop) {
+		(void)close(fd);
+		tg_handover_reap(pid, 5000, how, sizeof(how));
+		goto out;
+	}
+	tg_log_notice(NULL, "reload: process %ld loaded the configuration; "
+	    "handing the socket over", (long)pid);
+	tg_milter_release();
+	if (tg_handover_send(fd, "go") != TG_OK ||
+	    tg_handover_recv(fd, buf, sizeof(buf), TG_READY_WAIT_MS) !=
+	    TG_OK || strcmp(buf, "ready") != 0) {
+		tg_log_errx(NULL, "reload: process %ld failed to take the "
+		    "socket over (%s); nothing listens now, stopping",
+		    (long)pid, buf);
+		tg_run_lock();
+		tg_run.lost = true;
+		tg_run_unlock();
+	} else {
+		tg_log_notice(NULL, "reload: process %ld serves new "
+		    "connections; this one drains", (long)pid);
+		tg_run_lock();
+		tg_run.handed = true;
+		tg_run_unlock();
+	}
+	(void)close(fd);
+out:
+	tg_run_lock();
+	tg_run.reloading = false;
+	tg_run_unlock();
+	return NULL;
+}
+
+/* tg_milter_reload - SIGHUP: start a hand-over unless one runs */
+static void
+tg_milter_reload(void)
+{
+	pthread_attr_t	attr;
+	pthread_t	t;
+	bool		busy;
+
+	tg_run_lock();
+	busy = tg_run.reloading || tg_run.releasing;
+	tg_run.reloading = true;
+	tg_run_unlock();
+	if (busy) {
+		tg_log_notice(NULL, "SIGHUP: a reload is under way already");
+		return;
+	}
+	tg_log_notice(NULL, "SIGHUP: reloading the configuration");
+	if (pthread_attr_init(&attr) != 0 ||
+	    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
+	    pthread_create(&t, &attr, tg_milter_reload_run, NULL) != 0) {
+		tg_log_errx(NULL, "reload refused: cannot start a thread");
+		tg_run_lock();
+		tg_run.reloading = false;
+		tg_run_unlock();
+	}
+	(void)pthread_attr_destroy(&attr);
+}
+
+/* tg_milter_unlink - at exit without a successor: remove a unix socket */
+static void
+tg_milter_unlink(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		(void)unlink(spec + 5);
+	else if (strncmp(spec, "local:", 6) == 0)
+		(void)unlink(spec + 6);
+	else if (spec[0] == '/')
+		(void)unlink(spec);
+}
+
+/* tg_milter_wait - the main thread: signals, until we should stop */
+static void
+tg_milter_wait(const sigset_t *set)
+{
+	struct timespec	ts = { 0, TG_TICK_MS * 1000 * 1000 };
+	int		sig;
+	bool		end;
+
+	for (;;) {
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGHUP)
+			tg_milter_reload();
+		else if (sig == SIGTERM || sig == SIGINT) {
+			tg_log_notice(NULL, "signal %d: stopping", sig);
+			tg_run_lock();
+			tg_run.stopping = true;
+			tg_run_unlock();
+		}
+		tg_run_lock();
+		/* A hand-over that released the socket runs to its end. */
+		end = !tg_run.releasing ? tg_run.stopping || tg_run.smfi_done :
+		    tg_run.handed || tg_run.lost;
+		tg_run_unlock();
+		if (end)
+			return;
+	}
+}
+
+/* tg_milter_drain - open connections finish (their messages, and the
+ * SMTP session, whose next message the MTA would otherwise tempfail),
+ * up to drain_timeout; true when no message was cut short */
+static bool
+tg_milter_drain(const sigset_t *set)
+{
+	struct timespec	ts = { 0, TG_TICK_MS * 1000 * 1000 };
+	time_t		end = time(NULL) + tg_core_conf.drain_timeout;
+	unsigned int	n, conns;
+	int		sig;
+
+	tg_run_lock();
+	n = tg_run.inflight;
+	conns = tg_run.conns;
+	tg_run_unlock();
+	if (conns > 0)
+		tg_log_notice(NULL, "draining: %u connection(s), %u message(s) "
+		    "in flight, waiting up to %lds", conns, n,
+		    tg_core_conf.drain_timeout);
+	while (conns > 0 && time(NULL) < end) {
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			tg_log_notice(NULL, "signal %d while draining: "
+			    "exiting now", sig);
+			break;
+		}
+		tg_run_lock();
+		n = tg_run.inflight;
+		conns = tg_run.conns;
+		tg_run_unlock();
+	}
+	if (n > 0)
+		tg_log_warnx(NULL, "drain: %u message(s) still in flight; "
+		    "exiting (the MTA applies its milter_default_action)", n);
+	else if (conns > 0)
+		tg_log_notice(NULL, "drain: closing %u idle connection(s)",
+		    conns);
+	return n == 0;
+}
+
 /* main - start up, then let libmilter run the connections */
 int
 main(int argc, char **argv)
 {
 	struct tg_daemon_args	 a;
 	struct tg_pipeline_opts	 opts;
+	struct tg_daemon_ids	 ids;
+	struct tg_handover	 h;
 	struct tg_err		 err;
+	pthread_t		 smfi_thread;
+	sigset_t		 sigs;
 	const char		*sock;
 	char			 buf[600];
 	int			 ready = -1, rc;
+	bool			 clean;
 
+	/* Before any thread: they all inherit the mask. */
+	tg_milter_sigset(&sigs);
+	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0)
+		tg_fatalx(EX_OSERR, "pthread_sigmask failed");
+	tg_handover_child(&h);
 	tg_daemon_args(argc, argv, "tollgate-milter", "socket", &a);
 	tg_log_open("tollgate-milter", a.foreground);
-	if (!a.foreground)
+	if (!a.foreground && h.fd == -1)
 		ready = tg_daemonize("tollgate-milter");
 	memset(&opts, 0, sizeof(opts));
 	opts.confdir = a.confdir;
 	if (tg_pipeline_init(&opts, &err) != TG_OK)
-		tg_daemon_fail(ready, EX_CONFIG, err.text);
+		tg_milter_fail(&h, ready, EX_CONFIG, err.text);
+	tg_milter_priv(&a, &ids, &err);
+	if (err.status != TG_OK) {
+		if (h.fd != -1 && geteuid() != 0)
+			(void)snprintf(err.text + strlen(err.text),
+			    sizeof(err.text) - strlen(err.text), " (the run "
+			    "user changes only with a restart)");
+		tg_milter_fail(&h, ready, EX_CONFIG, err.text);
+	}
+	if (h.fd != -1)
+		tg_milter_await_go(&h);
 	sock = a.listen != NULL ? a.listen : tg_core_conf.socket;
 	if (smfi_setconn((char *)sock) != MI_SUCCESS ||
 	    smfi_register(tg_milter_desc) != MI_SUCCESS ||
 	    smfi_opensocket(true) != MI_SUCCESS) {
 		(void)snprintf(buf, sizeof(buf), "cannot listen on %s", sock);
-		tg_daemon_fail(ready, EX_UNAVAILABLE, buf);
+		tg_milter_fail(&h, ready, EX_UNAVAILABLE, buf);
 	}
+	tg_run.listen_fd = tg_milter_find_listener();
+	tg_run.metrics = tg_milter_metrics(ready);
+	tg_daemon_socket_perms(ready, &ids, sock);
+	tg_daemon_drop(ready, &ids);
 	tg_milter_nodelay();
 	tg_daemon_pidfile(ready, a.pidfile != NULL ? a.pidfile :
 	    tg_core_conf.pid_file);
 	tg_log_notice(NULL, "listening on %s", sock);
+	if (h.fd != -1) {
+		(void)tg_handover_send(h.fd, "ready");
+		(void)close(h.fd);
+		tg_log_notice(NULL, "process %ld took over from process %ld",
+		    (long)getpid(), (long)getppid());
+	}
 	tg_daemon_ready(ready, NULL);
-	rc = smfi_main();
+	tg_run.argv = argv;
+	if (pthread_create(&smfi_thread, NULL, tg_milter_smfi, NULL) != 0)
+		tg_fatalx(EX_OSERR, "cannot start the libmilter thread");
+	tg_milter_wait(&sigs);
+	tg_milter_release();
+	tg_log_notice(NULL, "stopped listening");
+	clean = tg_milter_drain(&sigs);
+	tg_run_lock();
+	rc = tg_run.lost || (tg_run.smfi_done && tg_run.smfi_rc !=
+	    MI_SUCCESS) ? EX_SOFTWARE : 0;
+	/* The successor wrote its pid in the same file, and listens. */
+	if (!tg_run.handed) {
+		tg_daemon_pidfile_remove();
+		tg_milter_unlink(sock);
+	}
+	clean = clean && tg_run.conns == 0 && !tg_run.reloading;
+	tg_run_unlock();
 	tg_log_notice(NULL, "stopping");
+	if (!clean)
+		_exit(rc);	/* sessions still run: release nothing */
+	/* libmilter's threads wait on the parked listener: let them be. */
+	(void)pthread_detach(smfi_thread);
+	tg_run.metrics = tg_metrics_http_stop(tg_run.metrics);
 	tg_pipeline_fini();
-	return rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+	return rc;
 }
