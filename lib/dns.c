@@ -43,6 +43,7 @@
 #include "tollgate/buf.h"
 #include "tollgate/dns.h"
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 #include "tollgate/util.h"
 
 #define TG_DNS_MAX_NAME		253	/* RFC 1035 2.3.4, as text */
@@ -82,6 +83,7 @@ struct tg_dns_query {
 	unsigned int		 hops;	/* CNAME links followed */
 	uint32_t		 chain_ttl;	/* of those links */
 	struct timespec		 deadline;	/* CLOCK_MONOTONIC */
+	struct timespec		 started;	/* for the latency metric */
 	pthread_cond_t		 cond;	/* done was set */
 	bool			 done;
 	bool			 abandoned;
@@ -821,6 +823,7 @@ tg_dns_start(struct tg_dns *dns, const char *name, int type)
 	if (pthread_cond_init(&q->cond, &dns->condattr) != 0 ||
 	    clock_gettime(CLOCK_MONOTONIC, &q->deadline) == -1)
 		TG_PANIC("dns: cannot set up a query");
+	q->started = q->deadline;
 	q->deadline.tv_sec += dns->timeout;
 	if (!tg_dns_name_norm(q->name, strlen(q->name), norm, sizeof(norm),
 	    false))
@@ -1010,6 +1013,18 @@ tg_dns_answer_new(const struct ub_result *res, int type)
 	return ans;
 }
 
+/* tg_dns_metrics - count an answered query and its time by type */
+static void
+tg_dns_metrics(const struct tg_dns_query *q, enum tg_status st)
+{
+	const char	*type;
+	char		 tbuf[16];
+
+	type = tg_dns_type_name(q->type, tbuf, sizeof(tbuf));
+	tg_metric_inc(TG_M_DNS_QUERIES, type, tg_status_name(st));
+	tg_metric_since(TG_M_DNS_SECONDS, type, &q->started);
+}
+
 /* tg_dns_wait - the answer, or a timeout at the deadline; see dns.h */
 enum tg_status
 tg_dns_wait(struct tg_dns_query *q, struct tg_dns_answer **ansp,
@@ -1042,6 +1057,7 @@ tg_dns_wait(struct tg_dns_query *q, struct tg_dns_answer **ansp,
 	if (st != TG_OK && err != NULL)
 		*err = q->err;
 	tg_dns_log(q, st, ans, q->err.text);
+	tg_dns_metrics(q, st);
 	tg_dns_unlock(dns);
 	if (mine)
 		tg_dns_query_destroy(q);

@@ -30,6 +30,7 @@
 
 #include "tollgate/conf.h"
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 #include "tollgate/quota.h"
 #include "tollgate/ratelimit.h"
 #include "tollgate/store.h"
@@ -164,6 +165,8 @@ rl_log_shadow(struct tg_ctx *ctx, const struct tg_quota_result *res)
 
 	if (c == NULL)
 		return;
+	tg_metric_inc(TG_M_QUOTA_SHADOW, c->rule->action == TG_QUOTA_REJECT ?
+	    "reject" : "defer", NULL);
 	tg_quota_reply(c, res->shadow_retry_ms, text, sizeof(text));
 	tg_log_info(ctx, "action=would-%s limit=%s key=%s used=%llu "
 	    "amount=%llu max=%llu shadow=yes reply=\"%s\"",
