@@ -70,4 +70,46 @@ void	tg_log_warn_limited(struct tg_ctx *, const char *cause, int interval,
 TG_NORETURN void tg_fatal(int, const char *, ...) TG_PRINTF(2, 3);
 TG_NORETURN void tg_fatalx(int, const char *, ...) TG_PRINTF(2, 3);
 
+/*
+ * Records: the one structured line per message (the milter's decision)
+ * and per policy request (policyd), in logfmt or JSON as [core]
+ * log_format says (docs/decision-log.md names every field).  A record is
+ * an event name and ordered fields; every value is escaped as its format
+ * needs and cut at TG_LOG_REC_VALUE_MAX bytes, and the whole line is kept
+ * under TG_LOG_REC_MAX bytes by cutting values further, so that a line
+ * always parses.  Records are written without the logger's prefix: the
+ * queue id, where there is one, is a field.
+ */
+enum tg_log_format { TG_LOG_LOGFMT = 0, TG_LOG_JSON };
+/* tg_log_format_names - NULL-terminated, indexed by enum tg_log_format */
+extern const char *const tg_log_format_names[];
+void	tg_log_set_format(enum tg_log_format);
+enum tg_log_format tg_log_get_format(void);
+
+#define TG_LOG_REC_MAX		1900
+#define TG_LOG_REC_VALUE_MAX	256
+#define TG_LOG_REC_FIELDS	48
+
+struct tg_log_rec;
+struct tg_log_rec *tg_log_rec_new(const char *event);
+struct tg_log_rec *tg_log_rec_free(struct tg_log_rec *);	/* NULL ok */
+/* tg_log_rec_add - a text field; NULL value is "-"; key is copied */
+void	tg_log_rec_add(struct tg_log_rec *, const char *key, const char *);
+void	tg_log_rec_addf(struct tg_log_rec *, const char *key,
+	    const char *, ...) TG_PRINTF(3, 4);
+/* tg_log_rec_add_num - a number (a JSON number, not a string) */
+void	tg_log_rec_add_num(struct tg_log_rec *, const char *key,
+	    long long);
+/*
+ * tg_log_rec_add_pairs - the fields of text written as "k=v k2=\"v 2\""
+ * (what policyd's checks note); a word without '=' is a field with an
+ * empty value.
+ */
+void	tg_log_rec_add_pairs(struct tg_log_rec *, const char *);
+/* tg_log_rec_format - the line in that format; the caller owns it */
+char	*tg_log_rec_format(const struct tg_log_rec *, enum tg_log_format);
+/* tg_log_rec_emit - format as configured and log at level; returns the
+ * line (owned by the caller) whether or not the level is enabled */
+char	*tg_log_rec_emit(const struct tg_log_rec *, enum tg_log_level);
+
 #endif

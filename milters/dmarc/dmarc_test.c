@@ -629,8 +629,8 @@ test_enforcement_details(void **state)
 	t_run(T_MSG("alice@example.com"), T_BAD, "<alice@example.com>", &r);
 	assert_string_equal(r.reply, "550 5.7.1 message rejected by the "
 	    "DMARC policy of example.com");
-	assert_non_null(strstr(r.decision, " dmarc=fail p=reject dis=reject "
-	    "action=reject"));
+	assert_non_null(strstr(r.decision,
+	    " dmarc=\"fail p=reject dis=reject\" action=reject"));
 	assert_string_equal(r.header_from, "example.com");
 	assert_string_equal(r.policy_domain, "example.com");
 	assert_true(r.res.evaluated);

@@ -21,9 +21,53 @@
 #include "tollgate/authres.h"
 #include "tollgate/buf.h"
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
 
 typedef enum tg_verdict (*tg_stage_call)(struct tg_ctx *,
     const struct tg_module *, const void *);
+
+static enum tg_verdict	tg_call_connect(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_helo(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_envfrom(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_envrcpt(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_header(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_eoh(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_body(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_eom(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_abort(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+static enum tg_verdict	tg_call_done(struct tg_ctx *,
+			    const struct tg_module *, const void *);
+
+/* tg_stage_metric_name - the stage label of a call, for the histogram */
+static const char *
+tg_stage_metric_name(tg_stage_call call)
+{
+	static const struct {
+		tg_stage_call	 call;
+		const char	*name;
+	} names[] = {
+		{ tg_call_connect, "connect" }, { tg_call_helo, "helo" },
+		{ tg_call_envfrom, "mail" }, { tg_call_envrcpt, "rcpt" },
+		{ tg_call_header, "header" }, { tg_call_eoh, "eoh" },
+		{ tg_call_body, "body" }, { tg_call_eom, "eom" },
+		{ tg_call_abort, "abort" }, { tg_call_done, "done" },
+	};
+	size_t	i;
+
+	for (i = 0; i < TG_NITEMS(names); i++)
+		if (names[i].call == call)
+			return names[i].name;
+	TG_PANIC("stage: unknown call");
+}
 
 /* tg_stage_run - call one stage in every enabled module that hooks it */
 static enum tg_verdict
@@ -31,8 +75,10 @@ tg_stage_run(struct tg_ctx *ctx, tg_stage_call call, const void *arg,
     bool stop_early)
 {
 	enum tg_verdict	v, result = TG_CONTINUE;
+	struct timespec	t0;
 	size_t		i;
 
+	tg_metric_now(&t0);
 	for (i = 0; i < tg_registry_count(); i++) {
 		if (!tg_registry_enabled(i))
 			continue;
@@ -48,6 +94,7 @@ tg_stage_run(struct tg_ctx *ctx, tg_stage_call call, const void *arg,
 		    v == TG_DISCARD || v == TG_ACCEPT))
 			break;
 	}
+	tg_metric_since(TG_M_STAGE_SECONDS, tg_stage_metric_name(call), &t0);
 	return result;
 }
 
@@ -64,12 +111,38 @@ tg_stage_client_name(const struct tg_ctx *ctx)
 	return ctx->hostname[0] == '[' ? "unknown" : ctx->hostname;
 }
 
+/*
+ * tg_stage_metrics - count the final action and each module's result:
+ * the first word of its decision field, or of each comma-separated item
+ * of it (DKIM writes one result per signature: "pass,fail").
+ */
+static void
+tg_stage_metrics(const struct tg_ctx_msg *msg)
+{
+	const char	*p, *name;
+	size_t		 i, len;
+
+	tg_metric_inc(TG_M_MESSAGES, tg_verdict_name(msg->verdict ==
+	    TG_CONTINUE ? TG_ACCEPT : msg->verdict), NULL);
+	for (i = 0; i < tg_registry_count(); i++) {
+		if (!tg_registry_enabled(i) || msg->results[i] == NULL)
+			continue;
+		name = tg_registry_module(i)->name;
+		for (p = msg->results[i];; p += len + 1) {
+			len = strcspn(p, ", ");
+			tg_metric_inc(TG_M_MODULE_RESULTS, name, p);
+			if (p[len] != ',')
+				break;
+		}
+	}
+}
+
 /* tg_stage_decide - record a message-level verdict; log if it is final */
 static enum tg_verdict
 tg_stage_decide(struct tg_ctx *ctx, enum tg_verdict v, const char *stage)
 {
 	struct tg_ctx_msg	*msg = ctx->msg;
-	struct tg_buf		 b;
+	struct tg_log_rec	*rec;
 	const char		*why;
 	size_t			 i;
 
@@ -80,26 +153,31 @@ tg_stage_decide(struct tg_ctx *ctx, enum tg_verdict v, const char *stage)
 	if (v == TG_CONTINUE || (v == TG_QUARANTINE &&
 	    strcmp(stage, "eom") != 0))
 		return v;
-	tg_buf_init(&b);
-	tg_buf_printf(&b, "decision stage=%s client=%s[%s] helo=%s "
-	    "from=%s rcpts=%zu auth=%s", stage, tg_stage_client_name(ctx),
-	    ctx->addr != NULL ? ctx->addr : "local",
-	    ctx->helo != NULL ? ctx->helo : "-", tg_ctx_mail_from(ctx),
-	    msg->nrcpts, msg->auth_user != NULL ? msg->auth_user : "-");
+	tg_stage_metrics(msg);
+	/* One record per message, in [core] log_format (decision-log.md). */
+	rec = tg_log_rec_new("decision");
+	tg_log_rec_add(rec, "stage", stage);
+	tg_log_rec_addf(rec, "client", "%s[%s]", tg_stage_client_name(ctx),
+	    ctx->addr != NULL ? ctx->addr : "local");
+	tg_log_rec_add(rec, "helo", ctx->helo);
+	tg_log_rec_add(rec, "from", tg_ctx_mail_from(ctx));
+	tg_log_rec_add_num(rec, "rcpts", (long long)msg->nrcpts);
+	tg_log_rec_add(rec, "auth", msg->auth_user);
 	for (i = 0; i < tg_registry_count(); i++)
 		if (tg_registry_enabled(i))
-			tg_buf_printf(&b, " %s=%s", tg_registry_module(i)->name,
-			    msg->results[i] != NULL ? msg->results[i] : "-");
-	tg_buf_printf(&b, " action=%s", tg_verdict_name(
+			tg_log_rec_add(rec, tg_registry_module(i)->name,
+			    msg->results[i]);
+	tg_log_rec_add(rec, "action", tg_verdict_name(
 	    msg->verdict == TG_CONTINUE ? TG_ACCEPT : msg->verdict));
 	if (tg_ctx_quarantined(ctx, &why))
-		tg_buf_printf(&b, " quarantine=%s", why);
+		tg_log_rec_add(rec, "quarantine", why);
 	if (msg->reply_rcode != NULL)
-		tg_buf_printf(&b, " reply=\"%s %s %s\"", msg->reply_rcode,
+		tg_log_rec_addf(rec, "reply", "%s %s %s", msg->reply_rcode,
 		    msg->reply_xcode, msg->reply_text);
+	tg_log_rec_add(rec, "qid", tg_ctx_queue_id(ctx));
 	free(msg->decision);
-	msg->decision = tg_buf_steal(&b);
-	tg_log_info(ctx, "%s", msg->decision);
+	msg->decision = tg_log_rec_emit(rec, TG_LOG_INFO);
+	rec = tg_log_rec_free(rec);
 	return v;
 }
 

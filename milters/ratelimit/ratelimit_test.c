@@ -198,8 +198,8 @@ static const struct t_case cases[] = {
 	{ "N messages pass, the next is deferred with the limit's name",
 	  "limit tenant_msgs count=messages key=sender_domain window=1h "
 	  "max=2\n", NULL, NULL, {
-	  { "<a@example.com>", A, NULL, 0, OK, "ratelimit=ok used=1/2", NULL },
-	  { "<b@EXAMPLE.com>", A, NULL, 0, OK, "ratelimit=ok used=2/2", NULL },
+	  { "<a@example.com>", A, NULL, 0, OK, "ratelimit=\"ok used=1/2\"", NULL },
+	  { "<b@EXAMPLE.com>", A, NULL, 0, OK, "ratelimit=\"ok used=2/2\"", NULL },
 	  { "<a@example.com>", A, NULL, 0, DEFER,
 	    "action=defer limit=tenant_msgs key=example.com used=2 amount=1 "
 	    "max=2 source=rule",
@@ -273,12 +273,12 @@ static const struct t_case cases[] = {
 	  "limit s count=messages key=sender window=1h max=1 shadow=yes\n"
 	  "limit t count=messages key=sender window=1h max=5\n",
 	  NULL, NULL, {
-	  { "<a@example.com>", A, NULL, 0, OK, "ratelimit=ok used=1/5", NULL },
+	  { "<a@example.com>", A, NULL, 0, OK, "ratelimit=\"ok used=1/5\"", NULL },
 	  { "<a@example.com>", A, NULL, 0, OK,
 	    "action=would-defer limit=s key=a@example.com used=1 amount=1 "
 	    "max=1 shadow=yes", NULL },
 	  { "<a@example.com>", A, NULL, 0, OK,
-	    "ratelimit=ok used=3/5 shadow-defer s", NULL } } },
+	    "ratelimit=\"ok used=3/5 shadow-defer s", NULL } } },
 	{ "inbound mail is not counted unless a rule says so",
 	  "limit out count=messages key=sender_domain window=1h max=1\n"
 	  "limit in count=messages key=client_ip window=1h max=1 "
@@ -494,7 +494,7 @@ test_dmarc_reject_refunds(void **state)
 	    "198.51.100.7", 0, REJ, "limit=in key=example.com amount=1 used=1",
 	    "550 5.7.1", T_DONE, NULL };
 	static const struct t_step good = { "<a@example.com>", NULL,
-	    "192.0.2.10", 0, OK, "ratelimit=ok used=1/1", NULL, T_DONE,
+	    "192.0.2.10", 0, OK, "ratelimit=\"ok used=1/1\"", NULL, T_DONE,
 	    NULL };
 	static const struct t_step over = { "<a@example.com>", NULL,
 	    "192.0.2.10", 0, DEFER, "limit=in", "450 4.7.1", T_DONE, NULL };

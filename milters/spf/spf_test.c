@@ -342,7 +342,7 @@ static void
 t_collect(struct tg_ctx *ctx, struct t_run *r)
 {
 	const struct tg_edit	*e;
-	const char		*rc, *xc, *text;
+	const char		*rc, *xc, *text, *d;
 	struct tg_buf		 b;
 	size_t			 n, i;
 
@@ -364,8 +364,11 @@ t_collect(struct tg_ctx *ctx, struct t_run *r)
 	r->received = tg_buf_steal(&b);
 	if (r->authres == NULL)
 		r->authres = tg_strdup("");
-	r->decision = tg_strdup(tg_ctx_decision(ctx) != NULL ?
-	    tg_ctx_decision(ctx) : "");
+	/* The tables' decision substrings leave out logfmt's quotes. */
+	for (d = tg_ctx_decision(ctx); d != NULL && *d != '\0'; d++)
+		if (*d != '"')
+			tg_buf_putc(&b, *d);
+	r->decision = tg_buf_steal(&b);
 }
 
 /* t_run - one message through every stage */
