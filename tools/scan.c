@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "tollgate/log.h"
 #include "tollgate/pipeline.h"
+#include "tollgate/spam.h"
 
 #ifndef TG_SYSCONFDIR
 #define TG_SYSCONFDIR "/etc"
@@ -57,6 +58,22 @@ scan_print_edits(const struct tg_ctx *ctx)
 	}
 }
 
+/* scan_print_spam - the spam score and each rule that hit */
+static void
+scan_print_spam(struct tg_ctx *ctx)
+{
+	const char	*name, *desc;
+	double		 score, required, pts;
+	size_t		 i;
+
+	if (!spam_msg_result(ctx, &score, &required))
+		return;
+	printf("spam: score=%.1f required=%.1f\n", score, required);
+	for (i = 0; spam_msg_hit(ctx, i, &name, &pts, &desc); i++)
+		printf("  %6.1f %-24s %s\n", pts, name, desc != NULL ? desc :
+		    "");
+}
+
 /* scan_one - one message file */
 static int
 scan_one(const struct scan_opts *o, const char *path)
@@ -83,6 +100,7 @@ scan_one(const struct scan_opts *o, const char *path)
 		if (rcode != NULL)
 			printf("reply: %s %s %s\n", rcode, xcode, text);
 		scan_print_edits(ctx);
+		scan_print_spam(ctx);
 		printf("decision: %s\n", tg_ctx_decision(ctx) != NULL ?
 		    tg_ctx_decision(ctx) : "-");
 	}

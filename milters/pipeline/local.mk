@@ -7,7 +7,7 @@ milters_pipeline_libtg_pipeline_a_SOURCES = \
 # Static libraries in link order: a module after the ones that use it.
 TG_PIPELINE_LIBS = milters/pipeline/libtg_pipeline.a $(TG_POLICYD_LIBS) \
 	$(TG_RATELIMIT_LIBS) \
-	$(TG_DMARC_LIBS) \
+	$(TG_SPAM_LIBS) $(TG_DMARC_LIBS) \
 	$(TG_DMARC_REPORT_LIBS) $(TG_SPF_LIBS) $(TG_DKIM_LIBS) $(TG_CORE_LIBS)
 
 sbin_PROGRAMS += milters/pipeline/tollgate-milter

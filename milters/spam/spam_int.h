@@ -20,8 +20,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "tollgate/buf.h"
+#include "tollgate/conf.h"
 #include "tollgate/util.h"
 
 struct tg_store;
@@ -43,7 +46,12 @@ struct spam_limits {
  * raw is the value after "Name:" with folding removed (CRLF + WSP ->
  * the WSP), leading white space dropped, no final CRLF; decoded is raw
  * with RFC 2047 encoded-words decoded to UTF-8 (raw again when there
- * were none or they were broken). */
+ * were none or they were broken).
+ * (rules part, for spam_mime.c: every header of the header block, the
+ * top-level Content-Type and Content-Transfer-Encoding too; rules
+ * match them, e.g. Content-Type =~ /^text\/html/.  GMime keeps those on
+ * the message's MIME part, not in g_mime_object_get_header_list() of
+ * the message, and on 2026-12-02 they were missing from headers.) */
 struct spam_header {
 	char	*name;
 	char	*raw;
@@ -122,6 +130,9 @@ struct spam_score {
 	size_t		 nhits;
 	double		 total;
 	bool		 partial;	/* a time or size limit cut checks short */
+	/* CLOCK_MONOTONIC time after which checks stop (tv_sec 0: none);
+	 * spam_rules_run looks at it every few rules */
+	struct timespec	 deadline;
 };
 
 void	spam_score_init(struct spam_score *);
@@ -131,6 +142,10 @@ void	spam_score_fini(struct spam_score *);
 void	spam_score_add(struct spam_score *, const char *name, double,
 	    const char *describe);
 bool	spam_score_has(const struct spam_score *, const char *name);
+/* spam_score_set_deadline - stop checks seconds from now;
+ * spam_score_late - whether that time has passed */
+void	spam_score_set_deadline(struct spam_score *, double seconds);
+bool	spam_score_late(const struct spam_score *);
 
 /* ---- the rules (spam_rules*.c) ---- */
 
@@ -159,6 +174,19 @@ void		 spam_rules_run(const struct spam_rules *,
  * elsewhere too: BAYES_99, RCVD_IN_*, DKIM_VALID...), false if none */
 bool		 spam_rules_score(const struct spam_rules *, const char *name,
 		    double *points);
+/*
+ * The load report's detail (rules part, for tollgatectl config check):
+ * spam_rules_skip_reason gives the i-th group of skipped rules, e.g.
+ * ("eval:check_rbl done by the DNSBL part", 14), false past the end;
+ * spam_rules_error the i-th error "file:line: NAME: why", NULL past the
+ * end; spam_rules_ignored how many non-rule settings (welcomelists,
+ * plugin options) were read and not used.  Strings live as long as the
+ * rule set.  Each refusal is also logged (skips at debug).
+ */
+bool		 spam_rules_skip_reason(const struct spam_rules *, size_t i,
+		    const char **text, size_t *count);
+const char	*spam_rules_error(const struct spam_rules *, size_t i);
+size_t		 spam_rules_ignored(const struct spam_rules *);
 
 /* ---- Bayes (spam_bayes*.c) ---- */
 
@@ -183,5 +211,86 @@ enum tg_status	spam_bayes_forget(struct tg_store *, const char *scope,
 		    const struct spam_msg *, struct tg_err *);
 /* spam_bayes_rule - the BAYES_xx rule name for a probability */
 const char	*spam_bayes_rule(double prob);
+
+/*
+ * Bayes additions (the bayes part, spam_bayes*.c).
+ *
+ * spam_bayes_params: Bayes' keys (bayes_min_spam, bayes_min_ham,
+ * bayes_scope, bayes_auto_learn, bayes_auto_learn_spam,
+ * bayes_auto_learn_ham), a NULL-terminated table the module registers
+ * as the [bayes] section (conf.d/spam.conf shows them with their
+ * defaults); spam_bayes_conf gives the values loaded.
+ * Auto-learn is the module's: when auto_learn is on, learn a message
+ * whose total without Bayes' own points is >= auto_learn_spam as spam,
+ * <= auto_learn_ham as ham (SpamAssassin: 12.0 and 0.1), in the scope
+ * bayes_scope says (SPAM_BAYES_SCOPE_DOMAIN: the recipient's domain).
+ * spam_bayes_classify gives TG_NOTFOUND while fewer than min_spam spam
+ * or min_ham ham were learned in the scope.
+ */
+enum spam_bayes_scope_kind {
+	SPAM_BAYES_SCOPE_GLOBAL = 0,
+	SPAM_BAYES_SCOPE_DOMAIN
+};
+struct spam_bayes_conf {
+	long	min_spam;
+	long	min_ham;
+	int	scope;			/* enum spam_bayes_scope_kind */
+	bool	auto_learn;
+	long	auto_learn_spam;	/* points */
+	long	auto_learn_ham;
+};
+extern const struct tg_param	spam_bayes_params[];
+const struct spam_bayes_conf	*spam_bayes_conf(void);
+
+/*
+ * spam_bayes_train - learn (forget false) or forget a message, saying
+ * what happened; spam_bayes_learn and spam_bayes_forget are this
+ * without the outcome.  Forgetting a message never learned is
+ * TG_NOTFOUND (cls is ignored when forgetting).
+ */
+enum spam_bayes_outcome {
+	SPAM_BAYES_LEARNED = 0,	/* new: counted */
+	SPAM_BAYES_MOVED,	/* was learned as the other class */
+	SPAM_BAYES_ALREADY,	/* was learned as this class: nothing done */
+	SPAM_BAYES_FORGOTTEN
+};
+enum tg_status	spam_bayes_train(struct tg_store *, const char *scope,
+		    const struct spam_msg *, enum spam_class, bool forget,
+		    enum spam_bayes_outcome *, struct tg_err *);
+/* spam_bayes_counts - spam and ham messages learned in the scope */
+enum tg_status	spam_bayes_counts(struct tg_store *, const char *scope,
+		    int64_t *nspam, int64_t *nham, struct tg_err *);
+/* spam_bayes_rule_extra - "BAYES_999" at 0.999 and above (it hits
+ * beside BAYES_99, as in SpamAssassin), else NULL */
+const char	*spam_bayes_rule_extra(double prob);
+
+/*
+ * DNS blocklists (spam_dnsbl.c, the mime+module part).  spam_dnsbl_parse
+ * reads the [spam] dnsbl and uribl settings ("zone:127.0.0.2=3.0,any=1"
+ * ...); the set is read-only afterwards.  spam_dnsbl_start_ip starts the
+ * address's lookups in every DNSBL zone, spam_dnsbl_start_uri those of
+ * at most max host names in every URIBL zone (NULL: nothing to ask).
+ * spam_dnsbl_wait collects them (each bounded by the resolver's
+ * timeout), adds RCVD_IN_<ZONE> / URIBL_<ZONE> hits (points from the
+ * map, or from rules' score line for that name), appends each failed
+ * query to failed and returns how many failed; spam_dnsbl_q_free
+ * cancels what was not collected.
+ */
+struct spam_dnsbl;
+struct spam_dnsbl_q;
+enum tg_status	 spam_dnsbl_parse(struct spam_dnsbl **, const char *dnsbl,
+		    const char *uribl, struct tg_err *);
+struct spam_dnsbl *spam_dnsbl_free(struct spam_dnsbl *);
+size_t		 spam_dnsbl_count(const struct spam_dnsbl *, bool uri);
+const char	*spam_dnsbl_rule(const struct spam_dnsbl *, size_t);
+struct spam_dnsbl_q *spam_dnsbl_start_ip(const struct spam_dnsbl *,
+		    struct tg_dns *, const char *ip);
+struct spam_dnsbl_q *spam_dnsbl_start_uri(const struct spam_dnsbl *,
+		    struct tg_dns *, char *const *domains, size_t ndomains,
+		    size_t max);
+size_t		 spam_dnsbl_wait(struct spam_dnsbl_q *,
+		    const struct spam_rules *, struct spam_score *,
+		    struct tg_buf *failed);
+struct spam_dnsbl_q *spam_dnsbl_q_free(struct spam_dnsbl_q *);
 
 #endif

@@ -49,3 +49,28 @@ spam_score_add(struct spam_score *s, const char *name, double points,
 	h->describe = describe != NULL ? tg_strdup(describe) : NULL;
 	s->total += points;
 }
+
+void
+spam_score_set_deadline(struct spam_score *s, double seconds)
+{
+	struct timespec	now;
+	long		ns;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = now.tv_nsec + (long)((seconds - (double)(time_t)seconds) * 1e9);
+	s->deadline.tv_sec = now.tv_sec + (time_t)seconds + ns / 1000000000L;
+	s->deadline.tv_nsec = ns % 1000000000L;
+}
+
+bool
+spam_score_late(const struct spam_score *s)
+{
+	struct timespec	now;
+
+	if (s->deadline.tv_sec == 0)
+		return false;
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > s->deadline.tv_sec ||
+	    (now.tv_sec == s->deadline.tv_sec &&
+	    now.tv_nsec >= s->deadline.tv_nsec);
+}
