@@ -18,7 +18,18 @@ TG_INTEGRATION_TESTS = \
 	tests/integration/opendmarc.test \
 	tests/integration/ratelimit.test \
 	tests/integration/policyd.test \
-	tests/integration/policyd_quota.test
+	tests/integration/policyd_quota.test \
+	tests/integration/reload.test \
+	tests/integration/policyd_reload.test \
+	tests/integration/greylist_ctl.test \
+	tests/integration/policyd_fault.test \
+	tests/integration/ratelimit_fault.test \
+	tests/integration/metrics.test \
+	tests/integration/decision_log.test \
+	tests/integration/privileges.test \
+	tests/integration/sendmail.test \
+	tests/integration/spam_accuracy.test \
+	tests/integration/spam.test
 TESTS += $(TG_INTEGRATION_TESTS)
 
 # The scripts find lib.sh, data and the milter binary through these,
@@ -32,6 +43,8 @@ EXTRA_DIST += $(TG_INTEGRATION_TESTS) \
 	tests/integration/lib.sh \
 	tests/integration/sink.py \
 	tests/integration/tgmail.py \
+	tests/integration/slowsmtp.py \
+	tests/integration/sendmail.sh \
 	tests/integration/mdkim_verify.pl \
 	tests/integration/mkdata.sh \
 	tests/integration/packages.txt \
@@ -41,3 +54,10 @@ EXTRA_DIST += $(TG_INTEGRATION_TESTS) \
 	tests/integration/data/example.com.rsa2024.key \
 	tests/integration/data/example.com.ed2024.key \
 	tests/integration/data/example.net.net2024.key
+
+# The Sendmail packages sendmail.test fetched and unpacked (sendmail.sh)
+# live in the build tree until distclean.
+distclean-local: tg-distclean-sendmail
+.PHONY: tg-distclean-sendmail
+tg-distclean-sendmail:
+	rm -rf tests/integration/sendmail-cache

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -26,8 +27,9 @@ static const struct {
 } ctl_commands[] = {
 	{ "scan", ctl_scan, "scan [options] MESSAGE...   run messages "
 	    "through the pipeline" },
-	{ "config", ctl_config, "config check|defaults [-c DIR]   check or "
-	    "print the configuration" },
+	{ "config", ctl_config, "config check|defaults [-c DIR] "
+	    "[--rules PATH]...   check or print the configuration, and "
+	    "report on spam rule files" },
 	{ "dmarc", ctl_dmarc, "dmarc report [-c DIR] [--begin T --end T | "
 	    "--last 1d] [--out DIR] [--send] [--dry-run]   DMARC aggregate "
 	    "reports" },
@@ -35,6 +37,10 @@ static const struct {
 	    "SENDER   one SPF check" },
 	{ "quota", ctl_quota, "quota [-c DIR] show KEY | list [PREFIX] | "
 	    "reset KEY   sending-quota counters" },
+	{ "greylist", ctl_greylist, "greylist [-c DIR] show [PREFIX] | "
+	    "flush PREFIX|--all   greylisting records" },
+	{ "learn", ctl_learn, "learn [-c DIR] [--scope DOMAIN] "
+	    "--spam|--ham|--forget FILE|DIR...   teach Bayes messages" },
 };
 
 /* ctl_usage - list the commands */
@@ -57,6 +63,8 @@ ctl_config(int argc, char **argv)
 	struct tg_pipeline_opts		 opts;
 	struct tg_err			 err;
 	size_t				 n;
+	char				*rules;
+	int				 rc;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.confdir = TG_SYSCONFDIR "/tollgate/conf.d";
@@ -77,8 +85,12 @@ ctl_config(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	printf("%s: configuration ok\n", opts.confdir);
+	rules = ctl_config_spam_rules();
 	tg_pipeline_fini();
-	return 0;
+	/* spam rule files: what loads, what is skipped and why */
+	rc = ctl_config_rules(argc, argv, rules);
+	free(rules);
+	return rc;
 }
 
 /* main - dispatch to the command */

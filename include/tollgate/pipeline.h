@@ -20,10 +20,20 @@ struct tg_core_conf {
 	char	*authserv_id;		/* empty: the host name */
 	char	*internal_networks;
 	char	*modules;		/* enabled modules, in registry order */
+	char	*metrics_listen;	/* Prometheus endpoint; empty: none */
 	char	*socket;		/* milter socket */
 	char	*pid_file;
+	char	*user;			/* run as; both daemons */
+	char	*group;
+	char	*umask;			/* octal */
+	bool	 allow_root;
+	char	*socket_owner;		/* unix milter socket */
+	char	*socket_group;
+	char	*socket_mode;		/* octal */
 	long	 max_header_bytes;	/* per message; more is a bad message */
+	long	 drain_timeout;		/* seconds: stop, or hand-over */
 	int	 log_level;
+	int	 log_format;		/* enum tg_log_format */
 };
 extern struct tg_core_conf tg_core_conf;
 
@@ -118,7 +128,8 @@ char		*tg_apply_edits(const struct tg_ctx *, const char *, size_t,
 /*
  * The daemons' common command line (tollgate-milter, tollgate-policyd):
  * -f foreground, -c confdir (default $sysconfdir/tollgate/conf.d), -p
- * where to listen, -P pid file, --print-defaults (every section the
+ * where to listen, -P pid file, -u user[:group] to run as (overrides
+ * the configuration's user and group), --print-defaults (every section the
  * pipeline knows, then exit 0).  A bad command line prints usage, with
  * listen_word naming -p's argument, and exits EX_USAGE.  Strings point
  * into argv.
@@ -127,6 +138,7 @@ struct tg_daemon_args {
 	const char	*confdir;
 	const char	*listen;	/* NULL: from the configuration */
 	const char	*pidfile;	/* NULL: from the configuration */
+	const char	*user;		/* "user[:group]"; NULL: config */
 	bool		 foreground;
 };
 void		tg_daemon_args(int, char **, const char *progname,

@@ -19,6 +19,7 @@
 #include "tollgate/log.h"
 #include "tollgate/policyd.h"
 #include "tollgate/ratelimit.h"
+#include "tollgate/spam.h"
 #include "tollgate/spf.h"
 #include "tollgate/store.h"
 
@@ -27,6 +28,7 @@ static const struct tg_module *const tg_registry[] = {
 	&tg_module_spf,
 	&tg_module_dkim,
 	&tg_module_dmarc,
+	&tg_module_spam,	/* after dkim, spf, dmarc: it weighs their results */
 	&tg_module_ratelimit,	/* last: it charges what the others let by */
 };
 
@@ -49,8 +51,21 @@ static const struct tg_param tg_core_params[] = {
 	    "clients whose mail is ours to sign, not to judge"),
 	TG_PARAM_STRING("modules", "spf dkim dmarc", &tg_core_conf.modules,
 	    "enabled modules; they run in the built-in order"),
+	TG_PARAM_STRING("metrics_listen", "", &tg_core_conf.metrics_listen,
+	    "tollgate-milter's Prometheus /metrics: PORT (loopback), "
+	    "ADDR:PORT or [ADDR6]:PORT; empty: none"),
 	TG_PARAM_ENUM("log_level", "info", &tg_core_conf.log_level,
 	    tg_log_level_names, "lowest level logged"),
+	TG_PARAM_ENUM("log_format", "logfmt", &tg_core_conf.log_format,
+	    tg_log_format_names, "format of the decision and request lines"),
+	TG_PARAM_STRING("user", "", &tg_core_conf.user,
+	    "run as this user once the socket is open; empty: stay"),
+	TG_PARAM_STRING("group", "", &tg_core_conf.group,
+	    "run as this group; empty: the user's login group"),
+	TG_PARAM_STRING("umask", "007", &tg_core_conf.umask,
+	    "umask once running as the user (octal)"),
+	TG_PARAM_BOOL("allow_root", "no", &tg_core_conf.allow_root,
+	    "keep running as root when no user is set"),
 	TG_PARAM_END
 };
 
@@ -59,6 +74,15 @@ static const struct tg_param tg_milter_params[] = {
 	    "where to listen: inet:PORT@ADDR, inet6:PORT@ADDR, unix:PATH"),
 	TG_PARAM_STRING("pid_file", "", &tg_core_conf.pid_file,
 	    "write the daemon's pid here; empty: none"),
+	TG_PARAM_STRING("socket_owner", "", &tg_core_conf.socket_owner,
+	    "owner of a unix socket; empty: the user run as"),
+	TG_PARAM_STRING("socket_group", "", &tg_core_conf.socket_group,
+	    "group of a unix socket (postfix for Postfix); empty: run group"),
+	TG_PARAM_STRING("socket_mode", "0660", &tg_core_conf.socket_mode,
+	    "mode of a unix socket (octal)"),
+	TG_PARAM_TIME("drain_timeout", "30s", &tg_core_conf.drain_timeout, 0,
+	    3600, "on SIGTERM or a reload: longest wait for messages in "
+	    "flight"),
 	TG_PARAM_END
 };
 
@@ -78,7 +102,7 @@ static const struct tg_param tg_dns_params[] = {
 };
 
 /* tollgate-policyd's sections too: both daemons read one conf.d. */
-static struct tg_conf_section	 tg_sections[4 + TG_NITEMS(tg_registry) +
+static struct tg_conf_section	 tg_sections[5 + TG_NITEMS(tg_registry) +
 				    PD_SECTIONS_MAX];
 static size_t			 tg_nsections;
 static bool			 tg_enabled[TG_NITEMS(tg_registry)];
@@ -148,6 +172,10 @@ tg_pipeline_sections(size_t *n)
 			    tg_registry[i]->name, tg_registry[i]->params };
 		}
 		tg_nsections = 4 + TG_NITEMS(tg_registry);
+		/* Bayes' keys: their own section, read by the spam module
+		 * and tollgatectl learn */
+		tg_sections[tg_nsections++] = (struct tg_conf_section){
+		    "bayes", spam_bayes_params };
 		pd = pd_sections(&npd);
 		if (npd > PD_SECTIONS_MAX)
 			TG_PANIC("policyd: %zu sections", npd);
@@ -216,6 +244,7 @@ tg_pipeline_core_init(struct tg_err *err)
 	struct tg_err	nerr;
 
 	tg_log_set_level((enum tg_log_level)tg_core_conf.log_level);
+	tg_log_set_format((enum tg_log_format)tg_core_conf.log_format);
 	if (*tg_core_conf.authserv_id == '\0') {
 		if (gethostname(tg_hostname, sizeof(tg_hostname) - 1) == -1)
 			return tg_err_set(err, TG_PERM, "gethostname failed");

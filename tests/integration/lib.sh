@@ -406,6 +406,8 @@ tg_write_milter_conf() {
 		[core]
 		authserv_id = mx.test.example
 		internal_networks = 127.0.0.1/32 ::1/128
+		# tests run as root; privileges.test covers the user switch
+		allow_root = yes
 		[dns]
 		offline = yes
 		local_data = $TG_SCRATCH/milter-zone.txt
@@ -565,4 +567,47 @@ tg_verify_opendkim() {
 # one signature at a time
 tg_only_signature() {
 	"$TG_PY" "$TG_IT/tgmail.py" keep-sig "$1" "$2" "$3"
+}
+
+# -------------------------------------------------------------- sendmail
+
+# tg_start_sendmail - a private Sendmail (sendmail.sh: Debian's packages
+# unpacked into a cache, never installed) on 127.0.0.1:$TG_SM_PORT with
+# tollgate-milter as its INPUT_MAIL_FILTER, relaying to the sink; start
+# the sink and the milter first.  It runs in private UTS and mount
+# namespaces: its host name is mta.test.example and /etc/hosts and
+# /etc/resolv.conf are bind-mounted from the scratch dir, so it neither
+# waits to qualify the host name nor asks any DNS server.  Sets
+# TG_SMTP_PORT to the same port so tg_send talks to Sendmail.
+# TG_SENDMAIL_CACHE: where the packages are unpacked (default under the
+# build dir; ./quickstart setup fills it).
+tg_start_sendmail() {
+	local cache=${TG_SENDMAIL_CACHE:-$TG_BUILDDIR/tests/integration/sendmail-cache}
+	local dir=$TG_SCRATCH/sendmail bin
+	[[ -n ${TG_SINK_PORT:-} ]] || tg_fail "start the sink before Sendmail"
+	[[ -n ${TG_MILTER_PORT:-} ]] || tg_fail "start the milter before Sendmail"
+	"$TG_IT/sendmail.sh" fetch "$cache" || tg_fail "cannot fetch Sendmail"
+	TG_SM_PORT=$(tg_free_port)
+	mkdir -p "$dir"
+	"$TG_IT/sendmail.sh" mkcf "$cache" "$dir" "$TG_SM_PORT" "$TG_SINK_PORT" \
+	    "inet:$TG_MILTER_PORT@127.0.0.1" || tg_fail "cannot build sendmail.cf"
+	# our name is not 127.0.0.1: [127.0.0.1] (the sink) in class w would
+	# make the smart host "local"
+	printf '127.0.0.1\tlocalhost\n127.0.0.3\tmta.test.example mta\n' >"$dir/etc-hosts"
+	printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:1\n' \
+	    >"$dir/resolv.conf"
+	bin=$("$TG_IT/sendmail.sh" bin "$cache")
+	LD_LIBRARY_PATH=$cache/root/usr/lib/x86_64-linux-gnu \
+	    unshare -mu sh -c 'mount --bind "$1" /etc/hosts &&
+	    mount --bind "$2" /etc/resolv.conf && hostname mta.test.example &&
+	    shift 2 && exec "$@"' sh "$dir/etc-hosts" "$dir/resolv.conf" \
+	    "$bin" -C "$dir/sendmail.cf" -bD -X "$dir/traffic.log" \
+	    </dev/null >"$TG_SCRATCH/sendmail.log" 2>&1 &
+	TG_PIDS+=($!)
+	tg_wait_port "$TG_SM_PORT" 20 $! || {
+		cat "$TG_SCRATCH/sendmail.log" >&2
+		tg_fail "sendmail does not listen on $TG_SM_PORT"
+	}
+	TG_SMTP_PORT=$TG_SM_PORT
+	export TG_SM_PORT TG_SMTP_PORT
 }
