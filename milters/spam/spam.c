@@ -67,6 +67,7 @@ static struct {
 	long	 max_parts;
 	long	 max_depth;
 	long	 max_uris;
+	long	 max_headers;
 	long	 time_limit;
 	bool	 scan_outbound;
 	bool	 add_report;
@@ -107,6 +108,8 @@ static const struct tg_param spam_params[] = {
 	    "multipart and message/rfc822 nesting entered"),
 	TG_PARAM_LONG("max_uris", "500", &spam_conf.max_uris, 1, 100000,
 	    "URIs recorded"),
+	TG_PARAM_LONG("max_headers", "1000", &spam_conf.max_headers, 1,
+	    100000, "headers of the header block kept for the rules"),
 	TG_PARAM_TIME("time_limit", "10s", &spam_conf.time_limit, 1, 600,
 	    "longest scan; past it the verdict uses what was checked"),
 	TG_PARAM_BOOL("scan_outbound", "no", &spam_conf.scan_outbound,
@@ -929,6 +932,7 @@ spam_limits(struct spam_limits *lim)
 	lim->max_parts = (size_t)spam_conf.max_parts;
 	lim->max_depth = (size_t)spam_conf.max_depth;
 	lim->max_uris = (size_t)spam_conf.max_uris;
+	lim->max_headers = (size_t)spam_conf.max_headers;
 }
 
 /* spam_eom - scan, score, verdict, headers */

@@ -105,6 +105,7 @@ spam_bayes_file_limits(void)
 		.max_parts = 100,
 		.max_depth = 20,
 		.max_uris = 500,
+		.max_headers = 1000,
 	};
 
 	return &lim;

@@ -40,6 +40,7 @@ struct spam_limits {
 	size_t	max_parts;		/* MIME parts visited */
 	size_t	max_depth;		/* multipart / message/rfc822 nesting */
 	size_t	max_uris;
+	size_t	max_headers;		/* headers of the top-level block kept */
 };
 
 /* One header as received, in order.  name is as written (case kept);

@@ -9,8 +9,9 @@
  * broken structure sets malformed, a limit sets truncated, and what
  * could be read is kept.  Memory is bounded by struct spam_limits: at
  * most max_scan_bytes are parsed, at most max_body_text bytes of text
- * kept, max_parts parts and max_uris URIs recorded, max_depth levels
- * of nesting entered.
+ * kept, max_parts parts, max_uris URIs and max_headers headers
+ * (within max_body_text bytes) recorded, max_depth levels of nesting
+ * entered.
  *
  * Threads: spam_mime_parse may run on many threads at once.  GMime and
  * libxml2 are initialised once (pthread_once); every parser, stream and
@@ -41,6 +42,7 @@ static const struct spam_limits spam_mime_default_limits = {
 	.max_parts = 100,
 	.max_depth = 20,
 	.max_uris = 500,
+	.max_headers = 1000,
 };
 
 /* the walk over one message */
@@ -75,7 +77,9 @@ static void	spam_mime_html(struct spam_mime_walk *, const char *, size_t);
 static void	spam_mime_leaf(struct spam_mime_walk *, GMimeObject *);
 static void	spam_mime_object(struct spam_mime_walk *, GMimeObject *,
 		    size_t);
-static void	spam_mime_headers(struct spam_msg *, const char *, size_t);
+static bool	spam_mime_headers(struct spam_msg *,
+		    const struct spam_limits *, const char *, size_t, size_t *,
+		    size_t *);
 
 /* spam_mime_init - once per process: GMime and libxml2 */
 static void
@@ -537,14 +541,19 @@ spam_mime_html_walk(struct spam_mime_html *h, xmlDocPtr doc)
 
 /*
  * spam_mime_html - render UTF-8 HTML into body text; hrefs and srcs
- * become URIs.  libxml2 recovers from any markup, decodes entities,
- * and bounds its own nesting; no network, no external entities.
+ * become URIs.  libxml2 recovers from any markup, decodes entities;
+ * no network, no external entities.  Its safety limits stay on (no
+ * XML_PARSE_HUGE: this is a stranger's markup): past 256 levels of
+ * nesting, or a text node or name beyond its bounds, it stops with a
+ * fatal error; what came before is kept and the message is truncated.
  */
 static void
 spam_mime_html(struct spam_mime_walk *w, const char *html, size_t len)
 {
 	struct spam_mime_html	 h;
-	htmlDocPtr		 doc;
+	htmlParserCtxtPtr	 ctxt;
+	htmlDocPtr		 doc = NULL;
+	xmlErrorPtr		 e;
 	size_t			 max = w->lim->max_body_text;
 
 	if (len > INT32_MAX)
@@ -553,9 +562,16 @@ spam_mime_html(struct spam_mime_walk *w, const char *html, size_t len)
 	h.w = w;
 	h.space = true;
 	tg_buf_init(&h.text);
-	doc = htmlReadMemory(html, (int)len, NULL, "UTF-8",
-	    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-	    HTML_PARSE_NONET | HTML_PARSE_NOIMPLIED | XML_PARSE_HUGE);
+	if ((ctxt = htmlNewParserCtxt()) != NULL) {
+		doc = htmlCtxtReadMemory(ctxt, html, (int)len, NULL, "UTF-8",
+		    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
+		    HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+		    HTML_PARSE_NOIMPLIED);
+		e = xmlCtxtGetLastError(ctxt);
+		if (e != NULL && e->level == XML_ERR_FATAL)
+			w->m->truncated = true;
+		htmlFreeParserCtxt(ctxt);
+	}
 	if (doc != NULL) {
 		spam_mime_html_walk(&h, doc);
 		xmlFreeDoc(doc);
@@ -775,14 +791,27 @@ spam_mime_unfold(const char *v)
 	return r;
 }
 
-/* spam_mime_add_header - one header, name and value as received */
-static void
-spam_mime_add_header(struct spam_msg *m, size_t *cap, const char *name,
-    size_t nlen, const char *value, size_t vlen)
+/*
+ * spam_mime_add_header - one header, name and value as received;
+ * false (and truncated) past max_headers headers or max_body_text
+ * bytes of them, so a block of 130,000 "a:" lines costs no more than
+ * a normal one (each header is a struct and three strings, and every
+ * header rule walks them all)
+ */
+static bool
+spam_mime_add_header(struct spam_msg *m, const struct spam_limits *lim,
+    size_t *cap, size_t *kept, const char *name, size_t nlen,
+    const char *value, size_t vlen)
 {
 	struct spam_header	*h;
 	char			*v, *dec;
 
+	if (m->nheaders >= lim->max_headers ||
+	    nlen + vlen > lim->max_body_text - *kept) {
+		m->truncated = true;
+		return false;
+	}
+	*kept += nlen + vlen;
 	if (m->nheaders == *cap) {
 		*cap = *cap == 0 ? 16 : *cap * 2;
 		m->headers = tg_reallocarray(m->headers, *cap,
@@ -800,20 +829,26 @@ spam_mime_add_header(struct spam_msg *m, size_t *cap, const char *name,
 	h->decoded = tg_strdup(dec != NULL && g_utf8_validate(dec, -1, NULL) ?
 	    dec : h->raw);
 	g_free(dec);
+	return true;
 }
 
 /*
  * spam_mime_headers - the top-level header block as received, in order
  * (GMime files Content-* headers under the MIME part; the rules want
  * them all, as SpamAssassin gives them).  A line that is neither a
- * header nor a continuation ends the block, as in Postfix.
+ * header nor a continuation ends the block, as in Postfix.  Past a
+ * limit the rest of the block is skipped: true, and *cut .. *resume is
+ * the part left out (GMime is given the bytes without it, so it does
+ * not build its own objects for 100,000 headers either).
  */
-static void
-spam_mime_headers(struct spam_msg *m, const char *data, size_t len)
+static bool
+spam_mime_headers(struct spam_msg *m, const struct spam_limits *lim,
+    const char *data, size_t len, size_t *cut, size_t *resume)
 {
 	const char	*p = data, *end = data + len, *eol, *colon, *q;
 	const char	*name = NULL, *vstart = NULL, *vend = NULL;
-	size_t		 cap = 0, nlen = 0;
+	const char	*drop = NULL;
+	size_t		 cap = 0, nlen = 0, kept = 0;
 
 	for (; p < end; p = eol) {
 		eol = memchr(p, '\n', (size_t)(end - p));
@@ -822,28 +857,34 @@ spam_mime_headers(struct spam_msg *m, const char *data, size_t len)
 			vend = eol;
 			continue;
 		}
-		if (name != NULL)
-			spam_mime_add_header(m, &cap, name, nlen, vstart,
-			    (size_t)(vend - vstart));
+		if (name != NULL && drop == NULL && !spam_mime_add_header(m,
+		    lim, &cap, &kept, name, nlen, vstart,
+		    (size_t)(vend - vstart)))
+			drop = name;
 		name = NULL;
 		if (*p == '\r' || *p == '\n')
-			return;
+			break;
 		colon = memchr(p, ':', (size_t)(eol - p));
 		for (q = p; colon != NULL && q < colon; q++)
 			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
 				colon = NULL;
 		if (colon == NULL || colon == p) {
 			m->malformed = true;
-			return;
+			break;
 		}
 		name = p;
 		nlen = (size_t)(colon - p);
 		vstart = colon + 1;
 		vend = eol;
 	}
-	if (name != NULL)
-		spam_mime_add_header(m, &cap, name, nlen, vstart,
-		    (size_t)(vend - vstart));
+	if (name != NULL && drop == NULL && !spam_mime_add_header(m, lim,
+	    &cap, &kept, name, nlen, vstart, (size_t)(vend - vstart)))
+		drop = name;
+	if (drop == NULL)
+		return false;
+	*cut = (size_t)(drop - data);
+	*resume = (size_t)(p - data);
+	return true;
 }
 
 /* spam_mime_warning - GMime saw something broken: note it */
@@ -901,6 +942,8 @@ spam_mime_parse(const char *data, size_t len, const struct spam_limits *lim)
 {
 	struct spam_mime_walk	 w;
 	struct spam_msg		*m = tg_calloc(1, sizeof(*m));
+	struct tg_buf		 shortened;
+	size_t			 cut, resume;
 	GMimeParserOptions	*opts;
 	GMimeStream		*st;
 	GMimeParser		*p;
@@ -920,10 +963,19 @@ spam_mime_parse(const char *data, size_t len, const struct spam_limits *lim)
 	m->full_len = len;
 	tg_buf_init(&w.body);
 	tg_buf_init(&w.raw);
-	spam_mime_headers(m, data, len);
+	tg_buf_init(&shortened);
+	if (spam_mime_headers(m, lim, data, len, &cut, &resume)) {
+		tg_buf_append(&shortened, data, cut);
+		tg_buf_append(&shortened, data + resume, len - resume);
+		/* the stream copies it */
+		st = g_mime_stream_mem_new_with_buffer(tg_buf_cstr(&shortened),
+		    shortened.len);
+	} else {
+		st = g_mime_stream_mem_new_with_buffer(data, len);
+	}
+	tg_buf_fini(&shortened);
 	opts = g_mime_parser_options_new();
 	g_mime_parser_options_set_warning_callback(opts, spam_mime_warning, m);
-	st = g_mime_stream_mem_new_with_buffer(data, len);
 	p = g_mime_parser_new_with_stream(st);
 	g_mime_parser_set_format(p, GMIME_FORMAT_MESSAGE);
 	msg = g_mime_parser_construct_message(p, opts);

@@ -2,7 +2,8 @@
  * spam_mime_test - the MIME extraction alone: nested multiparts and
  * message/rfc822, broken base64, mislabelled charsets, a 1 MB line,
  * RFC 2047 headers, HTML rendering, URI extraction, every limit
- * (50 MB message, 10,000 parts, deep nesting), malformed structure.
+ * (50 MB message, 10,000 parts, 131,072 headers, deep nesting),
+ * malformed structure.
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 #include <cmocka.h>
 #include <glib.h>
@@ -27,6 +29,7 @@ static const struct spam_limits test_lim = {
 	.max_parts = 100,
 	.max_depth = 10,
 	.max_uris = 50,
+	.max_headers = 1000,
 };
 
 /* test_parse - parse a '\n'-line-ended literal as CRLF */
@@ -278,7 +281,9 @@ test_huge_line(void **state)
 	tg_buf_fini(&b);
 }
 
-/* test_html_deep - 3,000 nested elements: the text inside is rendered */
+/* test_html_deep - 100 levels of nesting are rendered; 6,000 stop
+ * libxml2 at its depth limit (256; XML_PARSE_HUGE is not used): the
+ * text before is kept, the message is truncated */
 static void
 test_html_deep(void **state)
 {
@@ -290,12 +295,25 @@ test_html_deep(void **state)
 	(void)state;
 	tg_buf_init(&b);
 	tg_buf_puts(&b, "Content-Type: text/html\n\n");
-	for (i = 0; i < 3000; i++)
+	for (i = 0; i < 50; i++)
 		tg_buf_puts(&b, "<div><b>");
 	tg_buf_puts(&b, "hidden deep <a href=\"http://deep.example/\">x</a>\n");
 	m = test_parse(tg_buf_cstr(&b), &test_lim, &keep);
 	assert_non_null(strstr(m->body, "hidden deep x"));
 	assert_true(test_has_domain(m, "deep.example"));
+	assert_false(m->truncated);
+	spam_msg_free(m);
+	free(keep);
+
+	tg_buf_reset(&b);
+	tg_buf_puts(&b, "Content-Type: text/html\n\n<p>shallow words</p>");
+	for (i = 0; i < 3000; i++)
+		tg_buf_puts(&b, "<div><b>");
+	tg_buf_puts(&b, "hidden deep <a href=\"http://deep.example/\">x</a>\n");
+	m = test_parse(tg_buf_cstr(&b), &test_lim, &keep);
+	assert_non_null(strstr(m->body, "shallow words"));
+	assert_null(strstr(m->body, "hidden deep"));
+	assert_true(m->truncated);
 	spam_msg_free(m);
 	free(keep);
 	tg_buf_fini(&b);
@@ -391,6 +409,70 @@ test_many_parts(void **state)
 	assert_int_equal(m->nparts, lim.max_parts);
 	assert_true(m->nuris <= lim.max_uris);
 	assert_true(m->truncated);
+	spam_msg_free(m);
+	free(keep);
+	tg_buf_fini(&b);
+}
+
+/* test_many_headers - 512 KiB of "a:" lines (131,072 headers): at most
+ * max_headers kept, truncated, the body still read; what the message
+ * holds stays small (before the limit: ~17 MB of header records) */
+static void
+test_many_headers(void **state)
+{
+	struct tg_buf	 b;
+	struct spam_msg	*m;
+	struct mallinfo2 mi0, mi1;
+	char		*keep;
+	size_t		 i, held;
+
+	(void)state;
+	tg_buf_init(&b);
+	for (i = 0; i < 131072; i++)
+		tg_buf_puts(&b, "a:\n");
+	tg_buf_puts(&b, "\nthe body after them\n");
+	mi0 = mallinfo2();
+	m = test_parse(tg_buf_cstr(&b), &test_lim, &keep);
+	mi1 = mallinfo2();
+	held = mi1.uordblks > mi0.uordblks ? mi1.uordblks - mi0.uordblks : 0;
+	/* keep (the CRLF copy, 655,384 bytes) is counted too */
+	assert_true(held < 2 * 1024 * 1024);
+	assert_int_equal(m->nheaders, test_lim.max_headers);
+	assert_true(m->truncated);
+	assert_non_null(strstr(m->body, "the body after them"));
+	spam_msg_free(m);
+	free(keep);
+	tg_buf_fini(&b);
+}
+
+/* test_header_bytes - big headers: at most max_body_text bytes kept */
+static void
+test_header_bytes(void **state)
+{
+	struct tg_buf	 b;
+	struct spam_msg	*m;
+	struct spam_limits lim = test_lim;
+	char		*keep;
+	size_t		 i, kept = 0;
+
+	(void)state;
+	lim.max_body_text = 64 * 1024;
+	tg_buf_init(&b);
+	tg_buf_puts(&b, "Subject: first\n");
+	for (i = 0; i < 300; i++) {
+		tg_buf_printf(&b, "X-Big-%zu: ", i);
+		for (size_t j = 0; j < 1000; j++)
+			tg_buf_putc(&b, 'x');
+		tg_buf_putc(&b, '\n');
+	}
+	tg_buf_puts(&b, "\nbody\n");
+	m = test_parse(tg_buf_cstr(&b), &lim, &keep);
+	assert_true(m->truncated);
+	assert_true(m->nheaders > 1 && m->nheaders < 300);
+	assert_non_null(spam_msg_header(m, "Subject", 0));
+	for (i = 0; i < m->nheaders; i++)
+		kept += strlen(m->headers[i].name) + strlen(m->headers[i].raw);
+	assert_true(kept <= lim.max_body_text);
 	spam_msg_free(m);
 	free(keep);
 	tg_buf_fini(&b);
@@ -537,6 +619,8 @@ main(void)
 		cmocka_unit_test(test_html_deep),
 		cmocka_unit_test(test_uris),
 		cmocka_unit_test(test_many_parts),
+		cmocka_unit_test(test_many_headers),
+		cmocka_unit_test(test_header_bytes),
 		cmocka_unit_test(test_deep),
 		cmocka_unit_test(test_big),
 		cmocka_unit_test(test_malformed),

@@ -381,7 +381,8 @@ test_store_down(void **state)
 	tg_pipeline_fini();
 }
 
-/* limits: a message past max_scan_bytes still gets a verdict */
+/* limits: a message past max_scan_bytes or max_headers still gets a
+ * verdict */
 static void
 test_limits(void **state)
 {
@@ -402,6 +403,24 @@ test_limits(void **state)
 	assert_null(strstr(r.hits, "T_PILLS"));
 	assert_non_null(strstr(r.decision, "partial=yes"));
 	assert_non_null(strstr(r.log, "scan cut short: size_limit"));
+	t_run_free(&r);
+	tg_pipeline_fini();
+
+	/* past max_headers the rest of the header block is not looked at */
+	tg_buf_reset(&b);
+	for (i = 0; i < 5; i++)
+		tg_buf_printf(&b, "X-Filler-%zu: x\r\n", i);
+	tg_buf_puts(&b, "Subject: winner\r\n\r\nhello\r\n");
+	t_pipeline("spam", "max_headers = 3\n");
+	t_run(tg_buf_cstr(&b), "198.51.100.1", NULL, NULL, &r);
+	assert_null(strstr(r.hits, "T_SUBJ_WIN"));
+	assert_non_null(strstr(r.decision, "partial=yes"));
+	t_run_free(&r);
+	tg_pipeline_fini();
+	t_pipeline("spam", "max_headers = 6\n");
+	t_run(tg_buf_cstr(&b), "198.51.100.1", NULL, NULL, &r);
+	assert_non_null(strstr(r.hits, "T_SUBJ_WIN=2.0\n"));
+	assert_null(strstr(r.decision, "partial=yes"));
 	t_run_free(&r);
 	tg_pipeline_fini();
 	tg_buf_fini(&b);
