@@ -346,6 +346,14 @@ tg_quota_reserve_answer(struct tg_quota_charge *c, enum tg_status st,
 	return tg_quota_over(c, q->retry_after_ms, res);
 }
 
+/* tg_quota_local_unwanted - see quota.h */
+bool
+tg_quota_local_unwanted(const struct tg_quota_charge *c)
+{
+	return c->reserved && c->approximate &&
+	    c->rule->on_error != TG_QUOTA_ON_ERROR_LOCAL;
+}
+
 /*
  * tg_quota_reserve_one - reserve one charge; false when the message
  * must stop here (res says why; the caller refunds the plan)
@@ -368,8 +376,7 @@ tg_quota_reserve_one(struct tg_store *store, struct tg_quota_charge *c,
 	ok = tg_quota_reserve_answer(c, st, &q, err.text, res);
 	/* A local count the rule does not want goes back now, even when
 	 * on_error = accept lets the message go on. */
-	if (c->reserved && c->approximate &&
-	    c->rule->on_error != TG_QUOTA_ON_ERROR_LOCAL)
+	if (tg_quota_local_unwanted(c))
 		(void)tg_quota_refund_one(store, c);
 	return ok;
 }

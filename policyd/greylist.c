@@ -388,7 +388,7 @@ gl_triplet(struct gl_req *g)
 {
 	g->key = gl_key("grey:t:", g->domain != NULL ? g->domain : g->net,
 	    g->sender, g->rcpt);
-	tg_buf_printf(&g->job->note, " key=%s", g->key);
+	pd_note_add(&g->job->note, "key", g->key);
 	tg_store_async_kv_get(gl_astore, g->key, gl_after_get, g);
 }
 

@@ -155,7 +155,7 @@ static const struct gt_step steps[] = {
 	{ "retry before delay defers", 100, "192.0.2.7", "a@example.org",
 	  "b@example.com", NULL, DEFER(200), "greylist=early" },
 	{ "same /24 is the same triplet", 150, "192.0.2.99", "A@Example.org",
-	  "b@example.com", NULL, DEFER(150), "key=grey:t:192.0.2.0/24/" },
+	  "b@example.com", NULL, DEFER(150), "key=\"grey:t:192.0.2.0/24/" },
 	{ "retry after delay passes", 301, "192.0.2.7", "a@example.org",
 	  "b@example.com", NULL, "DUNNO", "greylist=passed" },
 	{ "known triplet passes", 302, "192.0.2.8", "a@example.org",
@@ -179,13 +179,13 @@ static const struct gt_step steps[] = {
 	{ "not at RCPT", 0, "192.0.5.1", "u@example.org", "b@example.com",
 	  "protocol_state=DATA\n", "DUNNO", "skip(state)" },
 	{ "IPv6 /64", 0, "2001:db8:1:2:3::4", "v6@example.org",
-	  "b@example.com", NULL, DEFER(300), "key=grey:t:2001:db8:1:2::/64/" },
+	  "b@example.com", NULL, DEFER(300), "key=\"grey:t:2001:db8:1:2::/64/" },
 	{ "IPv6 same /64 retry", 400, "2001:db8:1:2:ffff::1",
 	  "v6@example.org", "b@example.com", NULL, "DUNNO",
 	  "greylist=passed" },
 	{ "SPF pass keys on the domain", 1000, "203.0.113.5",
 	  "bulk@pool.example", "b@example.com", NULL, DEFER(300),
-	  "spf=pass key=grey:t:d=pool.example/" },
+	  "spf=pass key=\"grey:t:d=pool.example/" },
 	{ "SPF result cached", 1010, "203.0.113.5", "bulk@pool.example",
 	  "b@example.com", NULL, DEFER(290), "spf=pass(cached)" },
 	{ "retry from another pool network passes", 1301, "198.18.0.9",
@@ -193,18 +193,18 @@ static const struct gt_step steps[] = {
 	  "greylist=passed" },
 	{ "SPF fail keys on the network", 1400, "192.0.7.1",
 	  "bulk@pool.example", "b@example.com", NULL, DEFER(300),
-	  "spf=fail key=grey:t:192.0.7.0/24/" },
+	  "spf=fail key=\"grey:t:192.0.7.0/24/" },
 	{ "no SPF record: network key", 1400, "192.0.8.1", "n@example.org",
-	  "b@example.com", NULL, DEFER(300), "spf=none key=grey:t:192.0.8" },
+	  "b@example.com", NULL, DEFER(300), "spf=none key=\"grey:t:192.0.8" },
 	{ "long addresses hash the key", 0, "192.0.9.1",
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	  "@example.org",
 	  "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 	  "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	  "@example.com", NULL, DEFER(300), "key=grey:t:h" },
+	  "@example.com", NULL, DEFER(300), "key=\"grey:t:h" },
 	{ "odd bytes in the sender", 0, "192.0.10.1", "a b{}@example.org",
-	  "b@example.com", NULL, DEFER(300), "key=grey:t:h" },
+	  "b@example.com", NULL, DEFER(300), "key=\"grey:t:h" },
 };
 
 /* test_steps - the table, in order, on one store */

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -136,10 +137,15 @@ pd_conn_free(struct pd_conn *c)
 		if (p->done)
 			pd_pending_free(p);
 	}
-	if (c->npending == 0)
+	if (c->npending == 0) {
 		free(c);
-	else
+	} else {
+		/* No answer will reach the client: the quota check gives
+		 * its reservations back instead of committing them. */
 		c->gone = true;
+		TAILQ_FOREACH(p, &c->pending, entry)
+			p->job.client_gone = true;
+	}
 	pd.nclients--;
 	tg_metric_set(TG_M_POLICYD_CLIENTS, NULL, NULL, pd.nclients);
 	if (pd.paused && pd.nclients < pd_conf.max_clients) {
@@ -274,7 +280,7 @@ pd_answer(struct pd_conn *c, struct pd_request *req)
 	tg_log_warn_limited(NULL, "malformed", 60, "client=%s: malformed "
 	    "request: %s", c->peer, p->req.why);
 	tg_buf_init(&note);
-	tg_buf_printf(&note, " error=\"%s\"", p->req.why);
+	pd_note_add(&note, "error", p->req.why);
 	tg_metric_inc(TG_M_POLICYD_REQUESTS, "malformed",
 	    pd_conf.default_action);
 	pd_log_request(c, &p->req, tg_buf_cstr(&note), pd_conf.default_action);
@@ -445,12 +451,26 @@ pd_sweep(evutil_socket_t fd, short what, void *arg)
  * none is left or after drain_timeout.
  * SIGHUP hands over (handover.h): the successor gets the listening
  * socket, loads the configuration, says "ok"; we stop accepting and say
- * "go"; it serves and says "ready"; we drain.  Had it failed, we accept
- * again.  libevent runs the signal callbacks from the loop, not from a
- * signal handler.
+ * "go"; it serves and says "ready"; we drain.  Had it failed, we tell
+ * it to stop (it may serve already) and accept again.  A stop during a
+ * reload cancels it: the successor stops too.  Every wait is an event
+ * on the loop (the control socket with a timeout, a timer collecting a
+ * failed successor), so clients are served meanwhile.  libevent runs
+ * the signal callbacks from the loop, not from a signal handler.
  */
 #define PD_LOAD_WAIT_MS	120000	/* successor: config and checks */
 #define PD_READY_WAIT_MS 30000	/* successor: its listener */
+#define PD_REAP_TICK_MS	50	/* how often a failed successor is looked at */
+
+/* A successor that will not serve, collected from a timer. */
+struct pd_reaper {
+	struct event		*ev;
+	pid_t			 pid;
+	int			 waited;	/* ms */
+	int			 grace_ms;	/* then SIGKILL */
+	bool			 killed;
+	LIST_ENTRY(pd_reaper)	 entry;
+};
 
 static struct {
 	struct tg_handover	 h;		/* we are a successor */
@@ -462,7 +482,11 @@ static struct {
 	time_t			 drain_end;
 	bool			 draining;
 	bool			 handed;	/* a successor serves */
+	bool			 sent_go;	/* ctl now waits for "ready" */
+	LIST_HEAD(, pd_reaper)	 reapers;
 } pd_run = { .ctl_fd = -1 };
+
+static void	pd_reload_not_ready(const char *);
 
 /* pd_fail - a start-up failure; a successor tells its predecessor, which
  * logs it, instead */
@@ -550,52 +574,187 @@ pd_reload_end(void)
 	pd_run.ctl = NULL;
 	(void)close(pd_run.ctl_fd);
 	pd_run.ctl_fd = -1;
+	pd_run.sent_go = false;
 }
 
-/* pd_reload_answer - the successor loaded its configuration, or not */
+/* pd_reap_free - a reaper is done */
+static void
+pd_reap_free(struct pd_reaper *r)
+{
+	LIST_REMOVE(r, entry);
+	event_free(r->ev);
+	free(r);
+}
+
+/* pd_reap_tick - collect the successor without blocking; SIGKILL it
+ * once its grace is over */
+static void
+pd_reap_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_reaper	*r = arg;
+	int			 status;
+	pid_t			 p;
+
+	(void)fd;
+	(void)what;
+	if ((p = waitpid(r->pid, &status, WNOHANG)) == 0) {
+		r->waited += PD_REAP_TICK_MS;
+		if (r->waited >= r->grace_ms && !r->killed) {
+			(void)kill(r->pid, SIGKILL);
+			r->killed = true;
+			tg_log_warnx(NULL, "reload: process %ld still there "
+			    "after %d ms: killed", (long)r->pid, r->grace_ms);
+		}
+		return;
+	}
+	if (p == -1)
+		tg_log_debug(NULL, "reload: waitpid %ld: %s", (long)r->pid,
+		    strerror(errno));
+	else if (WIFEXITED(status))
+		tg_log_notice(NULL, "reload: process %ld exited with status "
+		    "%d", (long)r->pid, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		tg_log_notice(NULL, "reload: process %ld killed by signal %d",
+		    (long)r->pid, WTERMSIG(status));
+	pd_reap_free(r);
+}
+
+/*
+ * pd_reap - a successor that will not serve ends on its own or after
+ * its SIGTERM; collected from a timer, the loop never waits for it
+ */
+static void
+pd_reap(pid_t pid, int grace_ms)
+{
+	struct timeval		 tv = { 0, PD_REAP_TICK_MS * 1000 };
+	struct pd_reaper	*r = tg_calloc(1, sizeof(*r));
+
+	r->pid = pid;
+	r->grace_ms = grace_ms;
+	if ((r->ev = event_new(pd.base, -1, EV_PERSIST, pd_reap_tick,
+	    r)) == NULL || event_add(r->ev, &tv) != 0) {
+		/* Cannot watch it: it goes at once, a zombie until exit. */
+		(void)kill(pid, SIGKILL);
+		if (r->ev != NULL)
+			event_free(r->ev);
+		free(r);
+		return;
+	}
+	LIST_INSERT_HEAD(&pd_run.reapers, r, entry);
+}
+
+/* pd_reload_refused - the successor will not serve; it is reaped */
+static void
+pd_reload_refused(const char *buf)
+{
+	pid_t	child = pd_run.child;
+	bool	answered = strncmp(buf, "error ", 6) == 0;
+
+	pd_reload_end();
+	if (answered)
+		tg_log_errx(NULL, "reload refused, the running configuration "
+		    "stays: %s", buf + 6);
+	else {
+		tg_log_errx(NULL, "reload refused, the running configuration "
+		    "stays: new process %ld: %s", (long)child, buf);
+		(void)kill(child, SIGTERM);
+	}
+	pd_reap(child, answered ? 5000 : 1000);
+}
+
+/*
+ * pd_reload_stopped - a stop came during the reload: the successor must
+ * not serve after it.  Closing the control socket makes one still
+ * waiting for "go" exit; one past "go" may serve already and drains on
+ * its SIGTERM like us.
+ */
+static void
+pd_reload_stopped(void)
+{
+	pid_t	child = pd_run.child;
+
+	tg_log_notice(NULL, "reload: cancelled by the stop; process %ld "
+	    "stops too", (long)child);
+	pd_reload_end();
+	(void)kill(child, SIGTERM);
+	pd_reap(child, (int)pd_conf.drain_timeout * 1000 + 5000);
+}
+
+/* pd_reload_go - the successor loaded: stop accepting, say "go", and
+ * wait for its "ready" on the loop */
+static void
+pd_reload_go(void)
+{
+	struct timeval	tv = { PD_READY_WAIT_MS / 1000, 0 };
+
+	(void)evconnlistener_disable(pd.listener);
+	pd.metrics = tg_metrics_http_stop(pd.metrics);
+	if (tg_handover_send(pd_run.ctl_fd, "go") != TG_OK ||
+	    event_add(pd_run.ctl, &tv) != 0) {
+		pd_run.sent_go = true;
+		pd_reload_not_ready("cannot say go");
+		return;
+	}
+	pd_run.sent_go = true;
+}
+
+/*
+ * pd_reload_not_ready - the successor failed after "go".  It may serve
+ * the socket already (a "ready" just too late): it is told to stop
+ * (SIGTERM, it drains) before this process accepts again, so the two
+ * never both serve and no connection it took is cut.
+ */
+static void
+pd_reload_not_ready(const char *buf)
+{
+	pid_t	child = pd_run.child;
+
+	pd_reload_end();
+	(void)kill(child, SIGTERM);
+	pd_reap(child, (int)pd_conf.drain_timeout * 1000 + 5000);
+	if (pd_run.draining)
+		return;
+	if (!pd.paused)
+		(void)evconnlistener_enable(pd.listener);
+	tg_log_errx(NULL, "reload: process %ld failed to start serving "
+	    "(%s); this one goes on (without its metrics endpoint)",
+	    (long)child, buf);
+}
+
+/* pd_reload_answer - the successor's "ok" or refusal, then its "ready" */
 static void
 pd_reload_answer(evutil_socket_t fd, short what, void *arg)
 {
-	char	buf[1100], how[128];
+	char	buf[1100];
+	bool	got;
 
 	(void)arg;
+	got = (what & EV_READ) && tg_handover_recv(fd, buf, sizeof(buf), 0) ==
+	    TG_OK;
 	if (!(what & EV_READ))
 		(void)snprintf(buf, sizeof(buf), "no answer in %d ms",
-		    PD_LOAD_WAIT_MS);
-	else if (tg_handover_recv(fd, buf, sizeof(buf), 0) == TG_OK &&
-	    strcmp(buf, "ok") == 0) {
-		(void)evconnlistener_disable(pd.listener);
-		pd.metrics = tg_metrics_http_stop(pd.metrics);
-		if (tg_handover_send(fd, "go") == TG_OK &&
-		    tg_handover_recv(fd, buf, sizeof(buf), PD_READY_WAIT_MS) ==
-		    TG_OK && strcmp(buf, "ready") == 0) {
+		    pd_run.sent_go ? PD_READY_WAIT_MS : PD_LOAD_WAIT_MS);
+	if (pd_run.sent_go) {
+		if (got && strcmp(buf, "ready") == 0 && !pd_run.draining) {
 			tg_log_notice(NULL, "reload: process %ld serves the "
 			    "socket now; this one drains", (long)pd_run.child);
 			pd_reload_end();
 			pd_run.handed = true;
 			pd_drain();
-			return;
-		}
-		if (!pd.paused)
-			(void)evconnlistener_enable(pd.listener);
-		tg_log_errx(NULL, "reload: process %ld failed to start serving "
-		    "(%s); this one goes on (without its metrics endpoint)",
-		    (long)pd_run.child, buf);
-		pd_reload_end();
-		tg_handover_reap(pd_run.child, 1000, how, sizeof(how));
+		} else if (pd_run.draining)
+			pd_reload_stopped();
+		else
+			pd_reload_not_ready(buf);
 		return;
 	}
-	pd_reload_end();
-	if (strncmp(buf, "error ", 6) == 0) {
-		tg_handover_reap(pd_run.child, 5000, how, sizeof(how));
-		tg_log_errx(NULL, "reload refused, the running configuration "
-		    "stays: %s", buf + 6);
-	} else {
-		tg_handover_reap(pd_run.child, 1000, how, sizeof(how));
-		tg_log_errx(NULL, "reload refused, the running configuration "
-		    "stays: new process %ld %s (%s)", (long)pd_run.child, how,
-		    buf);
+	if (got && strcmp(buf, "ok") == 0) {
+		if (pd_run.draining)
+			pd_reload_stopped();
+		else
+			pd_reload_go();
+		return;
 	}
+	pd_reload_refused(buf);
 }
 
 /* pd_reload - SIGHUP: start a successor with our listening socket */
@@ -628,6 +787,7 @@ pd_reload(evutil_socket_t sig, short what, void *arg)
 		    "process");
 		pd_reload_end();
 		(void)kill(pd_run.child, SIGTERM);
+		pd_reap(pd_run.child, 1000);
 	}
 }
 
@@ -892,6 +1052,9 @@ main(int argc, char **argv)
 	}
 	if (pd_run.tick != NULL)
 		event_free(pd_run.tick);
+	/* Successors not yet collected end on their own (init reaps). */
+	while (!LIST_EMPTY(&pd_run.reapers))
+		pd_reap_free(LIST_FIRST(&pd_run.reapers));
 	while (!LIST_EMPTY(&pd.conns))
 		pd_conn_free(LIST_FIRST(&pd.conns));
 	evconnlistener_free(pd.listener);

@@ -225,3 +225,18 @@ pd_job_fini(struct pd_job *job)
 	tg_buf_fini(&job->action);
 	tg_buf_fini(&job->note);
 }
+
+/* pd_note_add - see policyd.h; tg_log_rec_add_pairs reads it back */
+void
+pd_note_add(struct tg_buf *note, const char *key, const char *val)
+{
+	const char	*p;
+
+	tg_buf_printf(note, " %s=\"", key);
+	for (p = val; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			tg_buf_putc(note, '\\');
+		tg_buf_putc(note, *p);
+	}
+	tg_buf_putc(note, '"');
+}

@@ -22,8 +22,11 @@
  * with on_error = tempfail, stops the message and every reservation
  * made for it is refunded before the answer, so the charge stays all or
  * nothing; a message that passes has all its reservations committed
- * before the answer.  A store failure does what the failing rule's
- * on_error says.  Runs on the event
+ * before the answer, unless the client left before its answer (Postfix
+ * then answered 451 itself): then they are refunded.  A store failure
+ * does what the failing rule's on_error says; a local count (the store
+ * on_error = local) counts only for an on_error = local rule.  Runs on
+ * the event
  * loop's thread only; configuration and the policy are read-only after
  * init.
  */
@@ -104,8 +107,11 @@ qt_refuse(const struct tg_quota_charge *c, uint64_t retry_ms, bool rcpt,
 	tg_quota_reply(c, retry_ms, text, sizeof(text));
 	tg_buf_printf(action, "%s %s %s", rej ? "REJECT" : rcpt ?
 	    "DEFER_IF_PERMIT" : "DEFER", rej ? "5.7.1" : "4.7.1", text);
-	tg_buf_printf(note, " quota=%s limit=%s key=%s used=%llu max=%llu "
-	    "source=%s", rej ? "reject" : "defer", c->rule->name, c->who,
+	/* who is the sender's or the client's text: quoted */
+	tg_buf_printf(note, " quota=%s limit=%s", rej ? "reject" : "defer",
+	    c->rule->name);
+	pd_note_add(note, "key", c->who);
+	tg_buf_printf(note, " used=%llu max=%llu source=%s",
 	    (unsigned long long)c->used, (unsigned long long)c->max,
 	    c->source);
 }
@@ -117,8 +123,8 @@ qt_store_failed(const char *rule, const char *why, struct tg_buf *action,
 {
 	tg_buf_puts(action, "DEFER_IF_PERMIT 4.7.1 sending quota cannot be "
 	    "checked now, try again later");
-	tg_buf_printf(note, " quota=tempfail limit=%s error=\"%s\"", rule,
-	    why);
+	tg_buf_printf(note, " quota=tempfail limit=%s", rule);
+	pd_note_add(note, "error", why);
 }
 
 /*
@@ -135,6 +141,7 @@ struct qt_req {
 	size_t			 settling;	/* answers still to come */
 	size_t			 failed;	/* settlements that failed */
 	bool			 committing;	/* else refunding */
+	bool			 go_on;		/* past an unwanted count */
 };
 
 static void	qt_look_next(struct qt_req *);
@@ -170,6 +177,19 @@ qt_look_usage(enum tg_status st, const struct tg_store_usage *u,
 		}
 		qt_store_failed(c->rule->name, err->text, &q->job->action,
 		    note);
+		qt_finish(q);
+		return;
+	}
+	/* A local count the rule does not trust is a store failure. */
+	if (u->approximate && c->rule->on_error != TG_QUOTA_ON_ERROR_LOCAL) {
+		if (c->rule->on_error == TG_QUOTA_ON_ERROR_ACCEPT) {
+			tg_buf_printf(note, " store=failed");
+			q->i++;
+			qt_look_next(q);
+			return;
+		}
+		qt_store_failed(c->rule->name, "store failing, local count "
+		    "not wanted", &q->job->action, note);
 		qt_finish(q);
 		return;
 	}
@@ -277,6 +297,12 @@ qt_settle(struct qt_req *q, bool commit)
 	struct tg_quota_charge	*c;
 	size_t			 i, n = 0;
 
+	/* A client gone before its answer: Postfix did not take the
+	 * mail (its policy timeout answered 451), so nothing is charged. */
+	if (commit && q->job->client_gone) {
+		tg_buf_printf(&q->job->note, " refunded=client_gone");
+		commit = false;
+	}
 	q->committing = commit;
 	for (i = 0; i < q->plan.n; i++)
 		n += q->plan.v[i].reserved;
@@ -317,6 +343,28 @@ qt_tightest(struct qt_req *q, const struct tg_quota_charge *c)
 		q->res.tightest = c;
 }
 
+/* qt_reserved_next - after a charge's answer: the next one, or settle */
+static void
+qt_reserved_next(struct qt_req *q)
+{
+	if (!q->go_on) {
+		qt_settle(q, false);
+		return;
+	}
+	qt_tightest(q, &q->plan.v[q->i]);
+	q->i++;
+	qt_reserve_next(q);
+}
+
+/* qt_dropped - an unwanted local count is back: go on as answered */
+static void
+qt_dropped(enum tg_status st, const struct tg_err *err, void *arg)
+{
+	(void)st;
+	(void)err;
+	qt_reserved_next(arg);
+}
+
 /* qt_reserved - a reservation's callback: the next one, or settle */
 static void
 qt_reserved(enum tg_status st, const struct tg_store_quota *sq,
@@ -327,14 +375,16 @@ qt_reserved(enum tg_status st, const struct tg_store_quota *sq,
 
 	/* the rules of tg_quota_reserve (lib/quota_charge.c); a refusal
 	 * or a failure to tempfail refunds what was reserved */
-	if (!tg_quota_reserve_answer(c, st, sq, st == TG_OK ? NULL :
-	    err->text, &q->res)) {
-		qt_settle(q, false);
+	q->go_on = tg_quota_reserve_answer(c, st, sq, st == TG_OK ? NULL :
+	    err->text, &q->res);
+	/* A local count the rule does not want goes back now, even when
+	 * on_error = accept lets the message go on. */
+	if (tg_quota_local_unwanted(c)) {
+		c->reserved = false;
+		tg_store_async_refund(qt_astore, c->key, c->id, qt_dropped, q);
 		return;
 	}
-	qt_tightest(q, c);
-	q->i++;
-	qt_reserve_next(q);
+	qt_reserved_next(q);
 }
 
 /* qt_reserve_next - END-OF-MESSAGE: reserve the charges one by one */

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "tg_test.h"
+#include "tollgate/log.h"
 #include "tollgate/pipeline.h"
 #include "tollgate/policyd.h"
 #include "tollgate/store.h"
@@ -268,6 +269,209 @@ test_on_error(void **state)
 	qt_stop();
 }
 
+/* qt_write - a rules file in the scratch dir */
+static void
+qt_write(const char *name, const char *text)
+{
+	if (!tg_test_write(qt_dir, name, text))
+		fail_msg("cannot write %s", name);
+}
+
+/* qt_used - the counter of key now, and whether it is a local count */
+static uint64_t
+qt_used(const char *key, bool *approximate)
+{
+	struct tg_store_usage	u;
+	struct tg_err		err;
+
+	if (tg_store_usage(qt_store, key, 3600000, 100, &u, &err) != TG_OK)
+		fail_msg("usage %s: %s", key, err.text);
+	if (approximate != NULL)
+		*approximate = u.approximate;
+	return u.used;
+}
+
+/*
+ * test_local_unwanted - Redis down, [store] on_error = local: a rule
+ * with on_error = accept lets the message go but never keeps the local
+ * count (as tg_quota_reserve does); at RCPT a tempfail rule does not
+ * answer from a local count either.
+ */
+static void
+test_local_unwanted(void **state)
+{
+	static const struct qt_step eom = { "accept rule, local count",
+	    "END-OF-MESSAGE", "a@example.org", 1, NULL, "DUNNO",
+	    "store=failed" };
+	static const struct qt_step look = { "tempfail rule, local count",
+	    "RCPT", "a@example.org", -1, NULL,
+	    "DEFER_IF_PERMIT 4.7.1 sending quota cannot be checked",
+	    "quota=tempfail limit=strict" };
+	static const struct qt_step look_lax = { "accept rule at RCPT",
+	    "RCPT", "b@example.org", -1, NULL, "DUNNO", "store=failed" };
+	struct tg_err	 err;
+	bool		 approx = false;
+	char		*extra;
+	int		 i;
+
+	(void)state;
+	qt_write("lax", "limit lax count=messages key=sender_domain "
+	    "window=1h max=3 on_error=accept\n");
+	qt_write("strict", "limit strict count=messages key=sender_domain "
+	    "window=1h max=3 on_error=tempfail\n");
+	extra = tg_printf_dup("rules_file = %s/lax\n", qt_dir);
+	if (qt_start(extra, "redis://127.0.0.1:1/0\non_error = local",
+	    &err) != TG_OK)
+		fail_msg("start: %s", err.text);
+	free(extra);
+	for (i = 0; i < 2; i++)
+		qt_run(&eom);
+	assert_int_equal(qt_used("q:lax:example.org", &approx), 0);
+	assert_true(approx);
+	qt_run(&look_lax);
+	qt_stop();
+	extra = tg_printf_dup("rules_file = %s/strict\n", qt_dir);
+	if (qt_start(extra, "redis://127.0.0.1:1/0\non_error = local",
+	    &err) != TG_OK)
+		fail_msg("start: %s", err.text);
+	free(extra);
+	qt_run(&look);
+	qt_stop();
+}
+
+/* qt_run_gone - one END-OF-MESSAGE whose client left before the
+ * answer: the note */
+static void
+qt_run_gone(const char *sender, struct tg_buf *note)
+{
+	struct pd_request	 req;
+	struct pd_job		 job;
+	struct tg_buf		 in;
+	size_t			 used;
+	int			 done = 0;
+
+	tg_buf_init(&in);
+	tg_buf_printf(&in, "request=smtpd_access_policy\nprotocol_state="
+	    "END-OF-MESSAGE\nclient_address=127.0.0.1\nsender=%s\n"
+	    "recipient=r@example.com\nrecipient_count=1\n\n", sender);
+	assert_int_equal(pd_proto_parse(in.data, in.len, &used, &req),
+	    PD_PARSE_DONE);
+	memset(&job, 0, sizeof(job));
+	job.req = &req;
+	job.done = pd_test_done;
+	job.arg = &done;
+	/* as pd_conn_free marks the jobs of a client that closed */
+	job.client_gone = true;
+	pd_checks_start(&job);
+	while (done == 0 && event_base_loop(pd_test_base, EVLOOP_ONCE) == 0)
+		;
+	assert_int_equal(done, 1);
+	assert_int_equal(job.st, TG_OK);
+	tg_buf_reset(note);
+	tg_buf_puts(note, tg_buf_cstr(&job.note));
+	pd_job_fini(&job);
+	pd_request_clear(&req);
+	tg_buf_fini(&in);
+}
+
+/* test_client_gone - Postfix gave up on the answer (its policy timeout,
+ * 451): the message was not taken and costs nothing */
+static void
+test_client_gone(void **state)
+{
+	static const struct qt_step eom = { "EOM fits", "END-OF-MESSAGE",
+	    "a@example.org", 1, NULL, "DUNNO", "quota=ok" };
+	static const struct qt_step over = { "4th is over", "END-OF-MESSAGE",
+	    "a@example.org", 1, NULL, MSG_OVER, "quota=defer" };
+	struct tg_buf	 note;
+	struct tg_err	 err;
+	int		 i;
+
+	(void)state;
+	tg_buf_init(&note);
+	if (qt_start("", NULL, &err) != TG_OK)
+		fail_msg("start: %s", err.text);
+	qt_run_gone("a@example.org", &note);
+	assert_int_equal(qt_used("q:tenant_msgs:example.org", NULL), 0);
+	if (strstr(tg_buf_cstr(&note), "refunded=client_gone") == NULL)
+		fail_msg("note \"%s\" lacks refunded=client_gone",
+		    tg_buf_cstr(&note));
+	for (i = 0; i < 3; i++)
+		qt_run(&eom);
+	qt_run(&over);
+	qt_stop();
+	tg_buf_fini(&note);
+}
+
+/* qt_count_of - how many times needle is in s */
+static int
+qt_count_of(const char *s, const char *needle)
+{
+	int	n = 0;
+
+	while ((s = strstr(s, needle)) != NULL) {
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+/*
+ * test_note_quoted - a sender chosen to look like log fields (Postfix
+ * sends MAIL FROM:<"x action=reject"@evil> unquoted) stays one value:
+ * the decision log record built from the note has one action, ours
+ */
+static void
+test_note_quoted(void **state)
+{
+	static const struct qt_step over = { "sender key over", "RCPT",
+	    "x action=reject qid=F00@evil.example", -1, NULL,
+	    "DEFER_IF_PERMIT", "quota=defer limit=per_sender" };
+	struct pd_request	 req;
+	struct tg_log_rec	*rec;
+	struct tg_buf		 in, action, note;
+	struct tg_err		 err;
+	size_t			 used;
+	char			*line;
+
+	(void)state;
+	qt_write("sender", "limit per_sender count=messages key=sender "
+	    "window=1h max=0\n");
+	line = tg_printf_dup("rules_file = %s/sender\n", qt_dir);
+	if (qt_start(line, NULL, &err) != TG_OK)
+		fail_msg("start: %s", err.text);
+	free(line);
+	qt_run(&over);
+	tg_buf_init(&in);
+	tg_buf_init(&action);
+	tg_buf_init(&note);
+	tg_buf_printf(&in, "request=smtpd_access_policy\nprotocol_state=RCPT\n"
+	    "client_address=127.0.0.1\nsender=%s\nrecipient=r@example.com\n"
+	    "\n", over.sender);
+	assert_int_equal(pd_proto_parse(in.data, in.len, &used, &req),
+	    PD_PARSE_DONE);
+	assert_int_equal(pd_test_checks(&req, &action, &note, &err), TG_OK);
+	rec = tg_log_rec_new("policy");
+	tg_log_rec_add_pairs(rec, tg_buf_cstr(&note));
+	tg_log_rec_add(rec, "action", "DEFER_IF_PERMIT");
+	tg_log_rec_add(rec, "qid", "ABC123");
+	/* JSON: every field a "key":"value" member, easy to tell apart */
+	line = tg_log_rec_format(rec, TG_LOG_JSON);
+	if (qt_count_of(line, "\"action\":") != 1 ||
+	    qt_count_of(line, "\"qid\":") != 1 ||
+	    strstr(line, "action_2") != NULL || strstr(line, "qid_2") != NULL ||
+	    strstr(line, "\"action\":\"DEFER_IF_PERMIT\"") == NULL ||
+	    strstr(line, "\"qid\":\"ABC123\"") == NULL)
+		fail_msg("note's sender made fields: %s", line);
+	free(line);
+	(void)tg_log_rec_free(rec);
+	pd_request_clear(&req);
+	tg_buf_fini(&in);
+	tg_buf_fini(&action);
+	tg_buf_fini(&note);
+	qt_stop();
+}
+
 /* test_bad_conf - a missing rules file is a start-up error */
 static void
 test_bad_conf(void **state)
@@ -291,6 +495,9 @@ main(void)
 		cmocka_unit_test(test_steps),
 		cmocka_unit_test(test_rejected_free),
 		cmocka_unit_test(test_on_error),
+		cmocka_unit_test(test_local_unwanted),
+		cmocka_unit_test(test_client_gone),
+		cmocka_unit_test(test_note_quoted),
 		cmocka_unit_test(test_bad_conf),
 	};
 

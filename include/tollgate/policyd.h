@@ -103,6 +103,8 @@ struct pd_job {
 	struct tg_err		 err;
 	enum tg_status		 st;
 	size_t			 next;		/* pd_checks_start's */
+	bool			 client_gone;	/* the daemon's: no answer
+						 * will reach the client */
 };
 
 /*
@@ -125,6 +127,10 @@ struct pd_check {
 
 /* pd_check_done - a check's answer for job; the next check may start */
 void	pd_check_done(struct pd_job *, enum tg_status);
+
+/* pd_note_add - append ' key="value"' to a note, value escaped: text
+ * from the request can never make a field of its own */
+void	pd_note_add(struct tg_buf *, const char *, const char *);
 
 extern const struct pd_check pd_check_greylist;
 extern const struct pd_check pd_check_quota;

@@ -157,11 +157,17 @@ void		tg_quota_reserve(struct tg_store *, struct tg_quota_plan *,
  * (policyd): st, q and why (the error text when st is not TG_OK) are
  * the store's answer.  Fills c and res; false when the message stops
  * here.  c stays reserved when the store admitted it, so the caller's
- * refund of the plan gives it back.
+ * refund of the plan gives it back.  When it returns with
+ * tg_quota_local_unwanted(c) true the caller refunds c at once, even
+ * when the message goes on (on_error = accept), as tg_quota_reserve
+ * does: that count is never committed.
  */
 bool		tg_quota_reserve_answer(struct tg_quota_charge *c,
 		    enum tg_status st, const struct tg_store_quota *q,
 		    const char *why, struct tg_quota_result *res);
+/* tg_quota_local_unwanted - c holds a local (approximate) count its
+ * rule does not trust (on_error is not local) */
+bool		tg_quota_local_unwanted(const struct tg_quota_charge *c);
 /*
  * tg_quota_commit, tg_quota_refund - settle every reserved charge;
  * the number of store failures (the reservations lapse on their own).
