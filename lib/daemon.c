@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,6 +336,59 @@ tg_daemon_socket_perms(int fd, const struct tg_daemon_ids *ids,
 	}
 }
 
+/* Files made as root that the run user must own (tg_daemon_own). */
+static pthread_mutex_t	  tg_daemon_own_lock = PTHREAD_MUTEX_INITIALIZER;
+static char		**tg_daemon_owned;
+static size_t		  tg_daemon_nowned;
+
+/* tg_daemon_own - see daemon.h */
+void
+tg_daemon_own(const char *path)
+{
+	if (geteuid() != 0)
+		return;
+	(void)pthread_mutex_lock(&tg_daemon_own_lock);
+	tg_daemon_owned = tg_reallocarray(tg_daemon_owned,
+	    tg_daemon_nowned + 1, sizeof(*tg_daemon_owned));
+	tg_daemon_owned[tg_daemon_nowned++] = tg_strdup(path);
+	(void)pthread_mutex_unlock(&tg_daemon_own_lock);
+}
+
+/*
+ * tg_daemon_own_all - give the files noted to the run user, before the
+ * drop.  Only what root owns, not through a link (the directory may be
+ * the user's): a directory, or a regular file with one name.
+ */
+static void
+tg_daemon_own_all(const struct tg_daemon_ids *ids)
+{
+	struct stat	 sb;
+	size_t		 i;
+	int		 fd;
+
+	(void)pthread_mutex_lock(&tg_daemon_own_lock);
+	for (i = 0; i < tg_daemon_nowned; i++) {
+		fd = open(tg_daemon_owned[i], O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1 || fstat(fd, &sb) == -1 || (sb.st_uid == 0 &&
+		    (S_ISDIR(sb.st_mode) || (S_ISREG(sb.st_mode) &&
+		    sb.st_nlink == 1)) && fchown(fd, ids->uid, ids->gid) ==
+		    -1)) {
+			if (fd != -1 || errno != ENOENT)
+				tg_log_warn(NULL, "cannot give %s to user %s "
+				    "(a reload will fail)", tg_daemon_owned[i],
+				    ids->user);
+		}
+		if (fd != -1)
+			(void)close(fd);
+		free(tg_daemon_owned[i]);
+	}
+	free(tg_daemon_owned);
+	tg_daemon_owned = NULL;
+	tg_daemon_nowned = 0;
+	(void)pthread_mutex_unlock(&tg_daemon_own_lock);
+}
+
 /* tg_daemon_drop - see daemon.h */
 void
 tg_daemon_drop(int fd, const struct tg_daemon_ids *ids)
@@ -344,6 +398,7 @@ tg_daemon_drop(int fd, const struct tg_daemon_ids *ids)
 	char	 buf[600];
 
 	if (ids->drop) {
+		tg_daemon_own_all(ids);
 		if (initgroups(ids->user, ids->gid) == -1 ||
 		    setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
 		    setresuid(ids->uid, ids->uid, ids->uid) == -1) {

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +30,9 @@
 #define TG_HANDOVER_MAX		1024	/* bytes in one message */
 
 extern char	**environ;
+
+/* Our binary's path as at start-up; "": not known, use /proc/self/exe. */
+static char	tg_handover_exe[4096];
 
 /* tg_handover_env_fd - a descriptor number from the environment, or -1 */
 static int
@@ -54,6 +58,15 @@ tg_handover_env_fd(const char *name)
 void
 tg_handover_child(struct tg_handover *h)
 {
+	ssize_t	n;
+
+	/*
+	 * Now, while it is still there: after an upgrade the link names
+	 * the old file "(deleted)", and the path itself the new binary.
+	 */
+	n = readlink("/proc/self/exe", tg_handover_exe,
+	    sizeof(tg_handover_exe) - 1);
+	tg_handover_exe[n > 0 ? n : 0] = '\0';
 	h->fd = tg_handover_env_fd(TG_HANDOVER_ENV);
 	h->listen_fd = tg_handover_env_fd(TG_HANDOVER_LISTEN_ENV);
 	if (h->fd == -1 && h->listen_fd != -1) {
@@ -95,21 +108,23 @@ int
 tg_handover_spawn(char *const *argv, int listen_fd, pid_t *pid,
     struct tg_err *err)
 {
-	char	 cbuf[64], lbuf[64], exe[4096];
-	char	**envp;
-	ssize_t	 n;
-	int	 sv[2];
-	pid_t	 p;
+	char		 cbuf[64], lbuf[64];
+	const char	*exe = tg_handover_exe;
+	char		**envp;
+	long		 maxfd, fd;
+	int		 sv[2];
+	pid_t		 p;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
 		(void)tg_err_set(err, TG_TEMP, "socketpair: %s",
 		    strerror(errno));
 		return -1;
 	}
-	/* Our binary by name, so the successor's name is ours too. */
-	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0 ||
-	    (exe[n] = '\0', access(exe, X_OK) == -1))
-		(void)snprintf(exe, sizeof(exe), "/proc/self/exe");
+	/* Our binary by name (the upgraded one), so the name is ours too. */
+	if (exe[0] == '\0' || access(exe, X_OK) == -1)
+		exe = "/proc/self/exe";
+	if ((maxfd = sysconf(_SC_OPEN_MAX)) < 0 || maxfd > INT_MAX)
+		maxfd = 65536;
 	envp = tg_handover_envp(sv[1], listen_fd, cbuf, lbuf, sizeof(cbuf));
 	if ((p = fork()) == -1) {
 		(void)tg_err_set(err, TG_TEMP, "fork: %s", strerror(errno));
@@ -124,7 +139,12 @@ tg_handover_spawn(char *const *argv, int listen_fd, pid_t *pid,
 		 * but the two descriptors passes on (libraries do not all
 		 * set close-on-exec, and a chain of reloads would pile up).
 		 */
-		(void)close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+#ifdef CLOSE_RANGE_CLOEXEC
+		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
+#endif
+			/* Linux < 5.11: one by one. */
+			for (fd = 3; fd < maxfd; fd++)
+				(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 		(void)fcntl(sv[1], F_SETFD, 0);
 		if (listen_fd != -1)
 			(void)fcntl(listen_fd, F_SETFD, 0);

@@ -64,3 +64,11 @@ TESTS += lib/daemon_test
 lib_daemon_test_SOURCES = lib/daemon_test.c
 lib_daemon_test_CFLAGS = $(TG_TEST_CFLAGS)
 lib_daemon_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)
+
+# handover_test: a successor inherits only what it is passed, with and
+# without close_range (seccomp makes it fail, as on Linux < 5.11).
+check_PROGRAMS += lib/handover_test
+TESTS += lib/handover_test
+lib_handover_test_SOURCES = lib/handover_test.c
+lib_handover_test_CFLAGS = $(TG_TEST_CFLAGS)
+lib_handover_test_LDADD = $(TG_CORE_LIBS) $(CMOCKA_LIBS)

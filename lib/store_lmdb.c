@@ -34,10 +34,12 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tollgate/daemon.h"
 #include "tollgate/store.h"
 #include "tollgate/util.h"
 
@@ -146,6 +148,21 @@ fail:
 	return NULL;
 }
 
+/*
+ * tg_store_lmdb_own - an environment opened as root: the run user must
+ * own its files, or a reload's successor cannot open it (daemon.h).
+ */
+static void
+tg_store_lmdb_own(const char *dir)
+{
+	char	path[4096];
+
+	(void)snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	tg_daemon_own(path);
+	(void)snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	tg_daemon_own(path);
+}
+
 /* tg_store_lmdb_open - a handle on the directory, sharing its env */
 void *
 tg_store_lmdb_open(const struct tg_store_conf *conf, struct tg_err *err)
@@ -159,7 +176,9 @@ tg_store_lmdb_open(const struct tg_store_conf *conf, struct tg_err *err)
 		(void)tg_err_set(err, TG_PERM, "store: embedded: no path");
 		return NULL;
 	}
-	if (mkdir(dir, 0770) == -1 && errno != EEXIST) {
+	if (mkdir(dir, 0770) == 0)
+		tg_daemon_own(dir);
+	else if (errno != EEXIST) {
 		(void)tg_err_set(err, TG_PERM, "store: embedded: %s: %s", dir,
 		    strerror(errno));
 		return NULL;
@@ -182,6 +201,7 @@ tg_store_lmdb_open(const struct tg_store_conf *conf, struct tg_err *err)
 		}
 		e->dev = sb.st_dev;
 		e->ino = sb.st_ino;
+		tg_store_lmdb_own(dir);
 		e->next = tg_store_lmdb_envs;
 		tg_store_lmdb_envs = e;
 	}

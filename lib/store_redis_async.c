@@ -42,6 +42,7 @@ struct tg_redis_async {
 	redisAsyncContext	*ac;
 	bool			 freeing;
 	const char		*drop_reason;	/* while dropping ac */
+	char			 setup_err[256]; /* AUTH or SELECT refused */
 };
 
 /* One call in flight. */
@@ -63,6 +64,7 @@ static void	tg_redis_async_drop(struct tg_redis_async *, const char *);
 static void	tg_redis_async_connected(const redisAsyncContext *, int);
 static void	tg_redis_async_disconnected(const redisAsyncContext *, int);
 static void	tg_redis_async_loaded(redisAsyncContext *, void *, void *);
+static void	tg_redis_async_setup(redisAsyncContext *, void *, void *);
 static int	tg_redis_async_cmd(struct tg_redis_pending *,
 		    redisAsyncContext *);
 static void	tg_redis_async_reply(redisAsyncContext *, void *, void *);
@@ -166,6 +168,30 @@ tg_redis_async_loaded(redisAsyncContext *c, void *reply, void *priv)
 	memcpy(ra->r->sha[which], rep->str, 40);
 	ra->r->sha[which][40] = '\0';
 	(void)pthread_mutex_unlock(&ra->r->lock);
+}
+
+/*
+ * tg_redis_async_setup - AUTH's or SELECT's answer (priv names it): a
+ * refusal fails the connection, and the calls queued behind it say why.
+ */
+static void
+tg_redis_async_setup(redisAsyncContext *c, void *reply, void *priv)
+{
+	struct tg_redis_async	*ra = c->data;
+	redisReply		*rep = reply;
+
+	if (rep == NULL || rep->type == REDIS_REPLY_STATUS)
+		return;
+	(void)snprintf(ra->setup_err, sizeof(ra->setup_err), "%s: %.200s",
+	    (const char *)priv, rep->type == REDIS_REPLY_ERROR ? rep->str :
+	    "unexpected reply");
+	if (ra->ac == c) {
+		ra->ac = NULL;
+		tg_redis_put(ra->r, NULL, false);
+	}
+	/* From a callback hiredis frees c when it returns: calls get NULL. */
+	ra->drop_reason = ra->setup_err;
+	redisAsyncFree(c);
 }
 
 /* tg_redis_async_plain - GET, SET (PX) or DEL of p's record on c */
@@ -372,6 +398,7 @@ tg_redis_async_connect(struct tg_redis_async *ra, struct tg_err *err)
 		return NULL;
 	}
 	ac->data = ra;
+	ra->drop_reason = NULL;		/* a refused setup's, now gone */
 	if (redisLibeventAttach(ac, ra->base) != REDIS_OK) {
 		redisAsyncFree(ac);
 		(void)tg_err_set(err, TG_TEMP, "store: redis %s: cannot use "
@@ -380,13 +407,14 @@ tg_redis_async_connect(struct tg_redis_async *ra, struct tg_err *err)
 	}
 	(void)redisAsyncSetConnectCallback(ac, tg_redis_async_connected);
 	(void)redisAsyncSetDisconnectCallback(ac, tg_redis_async_disconnected);
-	/* Queued before the first call; a failure shows in its answer. */
+	/* Queued before the first call; a refusal fails the connection. */
 	if (r->password != NULL) {
 		argv[0] = "AUTH";
 		argv[1] = r->password;
 		len[0] = 4;
 		len[1] = strlen(r->password);
-		(void)redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, len);
+		(void)redisAsyncCommandArgv(ac, tg_redis_async_setup, "AUTH",
+		    2, argv, len);
 	}
 	if (r->db != 0) {
 		(void)snprintf(db, sizeof(db), "%ld", r->db);
@@ -394,7 +422,8 @@ tg_redis_async_connect(struct tg_redis_async *ra, struct tg_err *err)
 		argv[1] = db;
 		len[0] = 6;
 		len[1] = strlen(db);
-		(void)redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, len);
+		(void)redisAsyncCommandArgv(ac, tg_redis_async_setup,
+		    "SELECT", 2, argv, len);
 	}
 	return ac;
 }

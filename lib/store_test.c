@@ -1177,6 +1177,58 @@ case_async_free_chain(struct tg_store *s, enum tg_store_backend b)
 	event_base_free(base);
 }
 
+/* store_test_async_refused - one reservation on a store opened with url */
+static void
+store_test_async_refused(const char *url, const char *password,
+    const char *want)
+{
+	struct store_test_async	 t = { 0 };
+	struct tg_store_conf	 conf;
+	struct tg_store		*s;
+	struct tg_store_async	*a;
+	struct tg_err		 err;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.backend = TG_STORE_REDIS;
+	conf.url = url;
+	conf.password = password;
+	conf.timeout_ms = 300;
+	conf.breaker_failures = 3;
+	conf.breaker_interval_ms = 1000;
+	conf.on_error = TG_STORE_ON_ERROR_FAIL;
+	if ((s = tg_store_open(&conf, &err)) == NULL)
+		fail_msg("tg_store_open: %s", err.text);
+	assert_non_null(t.base = event_base_new());
+	a = tg_store_async_new(s, t.base);
+	tg_store_async_reserve(a, "asetup", 60000, 10, 1, 60000,
+	    store_test_async_quota, &t);
+	store_test_async_run(&t, 1);
+	assert_int_equal(t.last, TG_TEMP);
+	assert_int_equal(t.admitted, 0);
+	if (strstr(t.last_err, want) == NULL)
+		fail_msg("wanted \"%s\" in: %s", want, t.last_err);
+	a = tg_store_async_free(a);
+	event_base_free(t.base);
+	s = tg_store_close(s);
+}
+
+/* case_async_setup - a refused AUTH or SELECT fails the calls, saying so */
+static void
+case_async_setup(struct tg_store *s, enum tg_store_backend b)
+{
+	char	url[96];
+
+	(void)s;
+	(void)b;
+	/* The test server has no password: AUTH is an error. */
+	(void)snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0",
+	    store_test_redis.port);
+	store_test_async_refused(url, "wrong", "AUTH: ");
+	(void)snprintf(url, sizeof(url), "redis://127.0.0.1:%d/999",
+	    store_test_redis.port);
+	store_test_async_refused(url, NULL, "SELECT: ");
+}
+
 /* case_async_faults - NOSCRIPT, a silent server, freeing mid-call */
 static void
 case_async_faults(struct tg_store *s, enum tg_store_backend b)
@@ -1251,6 +1303,7 @@ static const struct store_test_case store_test_cases[] = {
 	{ "freeing with a chain of calls", case_async_free_chain, false },
 	{ "NOSCRIPT is recovered", case_noscript, true },
 	{ "asynchronous faults", case_async_faults, true },
+	{ "refused AUTH or SELECT", case_async_setup, true },
 	{ "a stopped server times out", case_slow, true },
 	{ "a dead server: breaker, fallback, recovery", case_down, true },
 };

@@ -85,8 +85,14 @@ enum tg_status	tg_daemon_priv_resolve(const struct tg_daemon_priv *,
  * only a group the user is a member of can be given. */
 void		tg_daemon_socket_perms(int fd, const struct tg_daemon_ids *,
 		    const char *spec);
-/* tg_daemon_drop - switch to the run user and its groups for good
- * (checked: root cannot be regained), set the umask; or fail */
+/* tg_daemon_own - note a file or directory made now, as root, that
+ * the run user must own (an embedded store's: a reload's successor and
+ * other processes as the user open it); tg_daemon_drop gives it to the
+ * user.  Not root: nothing to do.  Thread-safe. */
+void		tg_daemon_own(const char *path);
+/* tg_daemon_drop - give what tg_daemon_own noted to the run user,
+ * switch to it and its groups for good (checked: root cannot be
+ * regained), set the umask; or fail */
 void		tg_daemon_drop(int fd, const struct tg_daemon_ids *);
 
 #endif

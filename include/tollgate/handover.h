@@ -30,7 +30,8 @@ struct tg_handover {
 /*
  * tg_handover_child - in main, before anything else opens descriptors:
  * whether this process is a successor (from its environment, which is
- * then cleaned).
+ * then cleaned).  It also notes our binary's path, for successors: the
+ * path as at start-up, which after an upgrade is the new binary.
  */
 void		tg_handover_child(struct tg_handover *);
 

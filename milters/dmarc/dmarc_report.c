@@ -39,11 +39,13 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "tollgate/buf.h"
+#include "tollgate/daemon.h"
 #include "tollgate/dmarc_report.h"
 #include "tollgate/util.h"
 
@@ -237,6 +239,18 @@ dmarc_report_set_map_size(size_t n)
 	(void)pthread_mutex_unlock(&dmarc_report_envs_lock);
 }
 
+/* dmarc_report_own - the run user must own the files (daemon.h) */
+static void
+dmarc_report_own(const char *dir)
+{
+	char	path[4096];
+
+	(void)snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	tg_daemon_own(path);
+	(void)snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	tg_daemon_own(path);
+}
+
 /* dmarc_report_open - a handle on the store in dir, shared if open */
 struct dmarc_report_store *
 dmarc_report_open(const char *dir, bool readonly, struct tg_err *err)
@@ -250,7 +264,9 @@ dmarc_report_open(const char *dir, bool readonly, struct tg_err *err)
 		    "directory configured");
 		return NULL;
 	}
-	if (!readonly && mkdir(dir, 0770) == -1 && errno != EEXIST) {
+	if (!readonly && mkdir(dir, 0770) == 0)
+		tg_daemon_own(dir);	/* opened as root: see daemon.h */
+	else if (!readonly && errno != EEXIST) {
 		(void)tg_err_set(err, TG_PERM, "dmarc report store: %s: %s",
 		    dir, strerror(errno));
 		return NULL;
@@ -277,6 +293,8 @@ dmarc_report_open(const char *dir, bool readonly, struct tg_err *err)
 		}
 		e->dev = st.st_dev;
 		e->ino = st.st_ino;
+		if (!readonly)
+			dmarc_report_own(dir);
 		e->next = dmarc_report_envs;
 		dmarc_report_envs = e;
 	}

@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -86,6 +87,9 @@ static struct {
 	bool			 released;	/* listener closed */
 	int			 listen_fd;	/* libmilter's, or -1 */
 	int			 idle_fd;	/* the pipe's write end */
+	struct sockaddr_storage	 addr;		/* the listener's, parked */
+	socklen_t		 addrlen;
+	struct stat		 sock_sb;	/* a unix socket's, parked */
 	char *const		*argv;		/* for the successor */
 	struct tg_metrics_http	*metrics;
 } tg_run = { .lock = PTHREAD_MUTEX_INITIALIZER, .listen_fd = -1,
@@ -666,7 +670,16 @@ tg_milter_release(void)
 	if (dup2(p[0], tg_run.listen_fd) == -1)
 		TG_PANIC("dup2 over the listening socket");
 	(void)close(p[0]);
+	/* A pipe a retake left (tg_milter_retake): long unpolled now. */
+	if (tg_run.idle_fd != -1)
+		(void)close(tg_run.idle_fd);
 	tg_run.idle_fd = p[1];
+	tg_run.addr = ss;
+	tg_run.addrlen = len;
+	memset(&tg_run.sock_sb, 0, sizeof(tg_run.sock_sb));
+	if (ss.ss_family == AF_UNIX)
+		(void)stat(((struct sockaddr_un *)&ss)->sun_path,
+		    &tg_run.sock_sb);
 	tg_run_unlock();
 	/* Sessions take the lock: wait for the old socket without it. */
 	if (write(p[1], &c, 1) != 1 || (poke = tg_milter_poke(&ss, len)) == -1)
@@ -676,6 +689,71 @@ tg_milter_release(void)
 		(void)close(poke);
 	}
 	(void)!read(tg_run.listen_fd, &c, 1);	/* set once at start-up */
+}
+
+/*
+ * tg_milter_retake - a successor failed after "go": listen again on our
+ * address, with the running configuration, rather than leave nothing
+ * listening.  The new socket goes on the parked descriptor: libmilter's
+ * listener polls that number anew each round (its poll under way still
+ * holds the pipe, whose write end must stay open, or the poll would see
+ * POLLHUP: the next release closes it).  A unix socket gets the owner,
+ * group and mode the old one had, as far as the run user may.
+ */
+static bool
+tg_milter_retake(void)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_un	*su = (struct sockaddr_un *)&ss;
+	struct stat		 sb, nb;
+	struct tg_metrics_http	*m;
+	struct tg_err		 err;
+	socklen_t		 len;
+	int			 fd, on = 1;
+
+	tg_run_lock();
+	ss = tg_run.addr;
+	len = tg_run.addrlen;
+	sb = tg_run.sock_sb;
+	tg_run_unlock();
+	if (len == 0 || (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+	    0)) == -1)
+		return false;
+	if (ss.ss_family == AF_UNIX)
+		(void)unlink(su->sun_path);	/* the successor's, if any */
+	else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+	    sizeof(on)) == -1 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
+	    &on, sizeof(on)) == -1)
+		tg_log_warn(NULL, "reload: setsockopt");
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, SOMAXCONN) == -1) {
+		tg_log_warn(NULL, "reload: cannot listen again");
+		(void)close(fd);
+		return false;
+	}
+	/* The directory's set-group-ID bit may have given the group. */
+	if (ss.ss_family == AF_UNIX && sb.st_mode != 0 &&
+	    (stat(su->sun_path, &nb) == -1 || ((nb.st_uid != sb.st_uid ||
+	    nb.st_gid != sb.st_gid) && chown(su->sun_path, sb.st_uid,
+	    sb.st_gid) == -1 && chown(su->sun_path, (uid_t)-1, sb.st_gid) ==
+	    -1) || chmod(su->sun_path, sb.st_mode & 07777) == -1))
+		tg_log_warn(NULL, "reload: socket %s: owner or mode",
+		    su->sun_path);
+	tg_run_lock();
+	if (dup2(fd, tg_run.listen_fd) == -1)
+		TG_PANIC("dup2 over the parked listener");
+	tg_run.released = false;
+	tg_run_unlock();
+	(void)close(fd);
+	if (*tg_core_conf.metrics_listen == '\0')
+		return true;
+	if ((m = tg_metrics_http_start(tg_core_conf.metrics_listen,
+	    TG_METRICS_MILTER, &err)) == NULL)
+		tg_log_errx(NULL, "reload: metrics: %s", err.text);
+	tg_run_lock();
+	tg_run.metrics = m;
+	tg_run_unlock();
+	return true;
 }
 
 /* tg_milter_reload_run - the hand-over; runs on its own thread */
@@ -724,9 +802,23 @@ tg_milter_reload_run(void *arg)
 	if (tg_handover_send(fd, "go") != TG_OK ||
 	    tg_handover_recv(fd, buf, sizeof(buf), TG_READY_WAIT_MS) !=
 	    TG_OK || strcmp(buf, "ready") != 0) {
+		/* It must be gone before its address is ours again. */
+		(void)close(fd);
+		fd = -1;
+		tg_handover_reap(pid, 1000, how, sizeof(how));
+		if (tg_milter_retake()) {
+			tg_log_errx(NULL, "reload refused, the running "
+			    "configuration stays: process %ld failed to take "
+			    "the socket over (%s; %s); listening again",
+			    (long)pid, buf, how);
+			tg_run_lock();
+			tg_run.releasing = false;
+			tg_run_unlock();
+			goto out;
+		}
 		tg_log_errx(NULL, "reload: process %ld failed to take the "
-		    "socket over (%s); nothing listens now, stopping",
-		    (long)pid, buf);
+		    "socket over (%s; %s); nothing listens now, stopping",
+		    (long)pid, buf, how);
 		tg_run_lock();
 		tg_run.lost = true;
 		tg_run_unlock();
@@ -737,7 +829,8 @@ tg_milter_reload_run(void *arg)
 		tg_run.handed = true;
 		tg_run_unlock();
 	}
-	(void)close(fd);
+	if (fd != -1)
+		(void)close(fd);
 out:
 	tg_run_lock();
 	tg_run.reloading = false;
