@@ -4,9 +4,9 @@
  *
  * For inbound mail the module keeps the header block and the first
  * max_scan_bytes of the body as the MTA sends them (the rest passes
- * unscanned), starts the DNSBL lookups of the client (or of the first
- * untrusted hop, when the client is a trusted relay or internal) at
- * end of headers, and at end of message: extracts the message
+ * unscanned), starts the DNSBL lookups of the client at MAIL FROM (or
+ * of the first untrusted hop, when the client is a trusted relay or
+ * internal, at end of headers), and at end of message: extracts the message
  * (spam_mime.c), runs the rules (spam_rules*.c), asks Bayes
  * (spam_bayes*.c) and the URIBLs, adds the DKIM/SPF/DMARC results'
  * weights, and compares the total with the thresholds (global, or the
@@ -539,7 +539,29 @@ spam_trusted_addr(const char *ip)
 	return tg_netlist_match(spam_trusted, ip);
 }
 
-/* spam_eoh - end of headers: the DNSBL lookups start now */
+/*
+ * spam_envfrom - MAIL FROM: for a client we do not trust, the DNSBL
+ * lookups start now, so they overlap the rest of the dialogue; those for
+ * a hop behind a trusted relay wait for its Received: header (eoh).
+ */
+static enum tg_verdict
+spam_envfrom(struct tg_ctx *ctx, const char *from)
+{
+	struct spam_state	*s = spam_state(ctx);
+	const struct tg_peer	*peer = tg_ctx_peer(ctx);
+	const char		*ip = peer != NULL ? peer->addr : NULL;
+
+	(void)from;
+	if (s->skip || spam_dnsbl_count(spam_zones, false) == 0 ||
+	    ip == NULL || tg_ctx_internal(ctx) || spam_trusted_addr(ip))
+		return TG_CONTINUE;
+	s->looked_up = ip;
+	s->ipq = spam_dnsbl_start_ip(spam_zones, spam_dns, ip);
+	return TG_CONTINUE;
+}
+
+/* spam_eoh - end of headers: the DNSBL lookups not started at MAIL FROM
+ * (the first untrusted Received: hop) start now */
 static enum tg_verdict
 spam_eoh(struct tg_ctx *ctx)
 {
@@ -551,7 +573,7 @@ spam_eoh(struct tg_ctx *ctx)
 	if (s->skip)
 		return TG_CONTINUE;
 	tg_buf_puts(&s->raw, "\r\n");
-	if (spam_dnsbl_count(spam_zones, false) == 0)
+	if (spam_dnsbl_count(spam_zones, false) == 0 || s->ipq != NULL)
 		return TG_CONTINUE;
 	if (ip == NULL || tg_ctx_internal(ctx) || spam_trusted_addr(ip)) {
 		/* the first hop, from the top, not through a relay we trust */
@@ -1036,6 +1058,7 @@ const struct tg_module tg_module_spam = {
 	.msg_state_size = sizeof(struct spam_state),
 	.init = spam_init,
 	.fini = spam_fini,
+	.envfrom = spam_envfrom,
 	.header = spam_header,
 	.eoh = spam_eoh,
 	.body = spam_body,
