@@ -44,13 +44,9 @@ batch_test_open(enum tg_store_backend backend)
 static void
 batch_test_redis_start(void)
 {
-	int	p;
-
-	if ((p = tg_test_redis_start(&batch_test_redis, batch_test_dir,
-	    0)) == -1)
+	if (tg_test_redis_start_url(&batch_test_redis, batch_test_dir,
+	    batch_test_url, sizeof(batch_test_url)) == -1)
 		fail_msg("redis-server did not start");
-	(void)snprintf(batch_test_url, sizeof(batch_test_url),
-	    "redis://127.0.0.1:%d/0", p);
 }
 
 /* test_batch - counts add up, absent is 0, 0 deletes, bad input */

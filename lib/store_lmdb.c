@@ -745,6 +745,18 @@ tg_store_lmdb_kv_list(void *arg, const char *prefix, tg_store_kv_list_cb cb,
 	return st;
 }
 
+/* tg_store_lmdb_add - *cur += delta, false (and *cur as it was) when a
+ * counter's range (+-INT64_MAX) would overflow */
+static bool
+tg_store_lmdb_add(int64_t *cur, int64_t delta)
+{
+	if ((delta > 0 && *cur > INT64_MAX - delta) ||
+	    (delta < 0 && *cur < -INT64_MAX - delta))
+		return false;
+	*cur += delta;
+	return true;
+}
+
 /* tg_store_lmdb_kv_incr - read, add, write: one txn */
 static enum tg_status
 tg_store_lmdb_kv_incr(void *arg, const char *key, int64_t delta,
@@ -769,10 +781,9 @@ tg_store_lmdb_kv_incr(void *arg, const char *key, int64_t delta,
 			goto notnum;
 	} else
 		expires = ttl == 0 ? 0 : tg_store_now_ms() + ttl;
-	if ((delta > 0 && cur > INT64_MAX - delta) ||
-	    (delta < 0 && cur < -INT64_MAX - delta))
+	if (!tg_store_lmdb_add(&cur, delta))
 		goto notnum;
-	*value = cur + delta;
+	*value = cur;
 	len = snprintf(num, sizeof(num), "%" PRId64, *value);
 	if ((rc = tg_store_lmdb_kv_write(l, txn, key, num, (size_t)len,
 	    expires)) != 0) {
@@ -864,10 +875,8 @@ tg_store_lmdb_kv_mincr(void *arg, const char *const *keys,
 				goto notnum;
 		} else
 			expires = ttl == 0 ? 0 : tg_store_now_ms() + ttl;
-		if ((d > 0 && cur > INT64_MAX - d) ||
-		    (d < 0 && cur < -INT64_MAX - d))
+		if (!tg_store_lmdb_add(&cur, d))
 			goto notnum;
-		cur += d;
 		if (values != NULL)
 			values[i] = cur;
 		if (cur == 0) {

@@ -254,12 +254,8 @@ bt_open(enum tg_store_backend backend)
 static int
 bt_redis_start(void)
 {
-	int	p;
-
-	if ((p = tg_test_redis_start(&bt_redis, bt_dir, 0)) == -1)
-		return -1;
-	(void)snprintf(bt_url, sizeof(bt_url), "redis://127.0.0.1:%d/0", p);
-	return 0;
+	return tg_test_redis_start_url(&bt_redis, bt_dir, bt_url,
+	    sizeof(bt_url));
 }
 
 /* bt_train - train, which must succeed, and give the outcome */

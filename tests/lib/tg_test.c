@@ -244,3 +244,15 @@ tg_test_store_open(enum tg_store_backend backend, const char *path,
 	conf.map_size = 64 << 20;
 	return tg_store_open(&conf, err);
 }
+
+int
+tg_test_redis_start_url(struct tg_test_redis *r, const char *dir, char *url,
+    size_t urlsz)
+{
+	int	port;
+
+	if ((port = tg_test_redis_start(r, dir, 0)) == -1)
+		return -1;
+	(void)snprintf(url, urlsz, "redis://127.0.0.1:%d/0", port);
+	return 0;
+}

@@ -60,6 +60,10 @@ int		 tg_test_redis_start(struct tg_test_redis *r, const char *dir,
 void		 tg_test_redis_stop(struct tg_test_redis *r);
 int		 tg_test_redis_cmd(const struct tg_test_redis *r,
 		    const char *cmd);
+/* tg_test_redis_start_url - tg_test_redis_start on a free port, its
+ * "redis://127.0.0.1:PORT/0" written to url; -1 when it did not start */
+int		 tg_test_redis_start_url(struct tg_test_redis *r,
+		    const char *dir, char *url, size_t urlsz);
 
 /*
  * tg_test_store_open - a store of backend on path (embedded) or url
