@@ -99,12 +99,15 @@ void		 dkim_map_free(struct dkim_map *, void (*)(void *));
 void		*dkim_map_get(const struct dkim_map *, const char *);
 /* dkim_map_put - add key (copied); false if the key is already there */
 bool		 dkim_map_put(struct dkim_map *, const char *, void *);
+/* dkim_map_del - remove key; its value, or NULL if it was not there */
+void		*dkim_map_del(struct dkim_map *, const char *);
 size_t		 dkim_map_count(const struct dkim_map *);
 
 /* dkim_keys.c: one private key file, read and checked once. */
 struct dkim_key {
 	char		*path;
 	char		*pem;		/* PKCS#8/PKCS#1 PEM for libopendkim */
+	struct evp_pkey_st *pkey;	/* the parsed key (dkim_keycache.c) */
 	dkim_alg_t	 alg;		/* a DKIM_SIGN_* constant */
 	const char	*alg_name;	/* "rsa-sha256", "ed25519-sha256" */
 	unsigned int	 bits;
@@ -124,6 +127,16 @@ void		 dkim_keyloader_free(struct dkim_keyloader *);
 enum tg_status	 dkim_key_load(struct dkim_keyloader *, const char *, long,
 		    struct dkim_key **, struct tg_err *);
 void		 dkim_key_free(void *);
+
+/*
+ * dkim_keycache.c: the parsed keys libopendkim gets back instead of
+ * parsing the PEM again for every message.  add/del at load and free
+ * (start-up and shutdown, no signing in flight); hits counts the
+ * parses answered from the cache.
+ */
+void		 dkim_keycache_add(struct dkim_key *);
+void		 dkim_keycache_del(struct dkim_key *);
+unsigned long	 dkim_keycache_hits(void);
 
 /* dkim_table.c: KeyTable, SigningTable and inline keys. */
 struct dkim_keyring;

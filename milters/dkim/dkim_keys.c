@@ -17,7 +17,8 @@
  * PEM_read_bio_PrivateKey; one OSSL_DECODER_CTX reused for every file
  * (struct dkim_keyloader) parses a key in 15-35us, which is what lets
  * 100,000 distinct key files load in seconds.  Start-up only; not
- * thread-safe.
+ * thread-safe.  The parsed key is kept (dkim_keycache.c): libopendkim
+ * would otherwise parse the PEM again for every message it signs.
  */
 #include "config.h"
 
@@ -277,13 +278,14 @@ dkim_key_load(struct dkim_keyloader *l, const char *path, long min_bits,
 			st = tg_err_set(err, TG_PERM, "key %s: cannot encode",
 			    path);
 	}
-	EVP_PKEY_free(pk);
+	k->pkey = pk;
 	OPENSSL_cleanse(text, len);
 	free(text);
 	if (st != TG_OK) {
 		dkim_key_free(k);
 		return st;
 	}
+	dkim_keycache_add(k);
 	*out = k;
 	return TG_OK;
 }
@@ -297,9 +299,11 @@ dkim_key_free(void *p)
 	if (k == NULL)
 		return;
 	if (k->pem != NULL) {
+		dkim_keycache_del(k);
 		OPENSSL_cleanse(k->pem, strlen(k->pem));
 		free(k->pem);
 	}
+	EVP_PKEY_free(k->pkey);
 	free(k->path);
 	free(k);
 }

@@ -6,7 +6,8 @@
  * doubling at 3/4 load: a table of 100,000 domains loads in linear time
  * and answers a lookup in a few probes.  Keys compare ASCII
  * case-insensitively, as domain names do.  Built at start-up, then only
- * read, so lookups need no lock.
+ * read, so lookups need no lock.  Deletion shifts the probe run back
+ * (no tombstones), for the key cache (dkim_keycache.c).
  */
 #include "config.h"
 
@@ -126,6 +127,36 @@ dkim_map_put(struct dkim_map *m, const char *key, void *val)
 	s->val = val;
 	m->count++;
 	return true;
+}
+
+/* dkim_map_del - remove key and return its value, or NULL */
+void *
+dkim_map_del(struct dkim_map *m, const char *key)
+{
+	struct dkim_map_slot	*s = dkim_map_find(m, key);
+	size_t			 hole, i, home;
+	void			*val = s->val;
+
+	if (s->key == NULL)
+		return NULL;
+	free(s->key);
+	s->key = NULL;
+	s->val = NULL;
+	m->count--;
+	/* move back each later key of the run that may sit in the hole */
+	hole = (size_t)(s - m->slots);
+	for (i = (hole + 1) & (m->cap - 1); m->slots[i].key != NULL;
+	    i = (i + 1) & (m->cap - 1)) {
+		home = (size_t)dkim_map_hash(m->slots[i].key) & (m->cap - 1);
+		/* i's key stays if its home lies in (hole, i], cyclically */
+		if (((i - home) & (m->cap - 1)) < ((i - hole) & (m->cap - 1)))
+			continue;
+		m->slots[hole] = m->slots[i];
+		m->slots[i].key = NULL;
+		m->slots[i].val = NULL;
+		hole = i;
+	}
+	return val;
 }
 
 /* dkim_map_count - number of keys */

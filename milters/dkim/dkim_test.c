@@ -843,15 +843,75 @@ t_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * test_keycache - libopendkim's per-message key parse is answered from
+ * the keys loaded at start-up (dkim_keycache.c): two signatures, two
+ * hits, and they verify; a PEM that was not loaded is still parsed by
+ * OpenSSL; the map gives keys back after deletions.
+ */
+static void
+test_keycache(void **state)
+{
+	struct t_run	 s, v;
+	struct dkim_map	*m;
+	unsigned long	 hits;
+	EVP_PKEY	*k;
+	char		*pem, name[16];
+	size_t		 i;
+	BIO		*bio;
+
+	(void)state;
+	t_two_keys("");
+	hits = dkim_keycache_hits();
+	t_run(T_MSG, true, &s);
+	assert_int_equal(s.nsig_added, 2);
+	assert_int_equal(dkim_keycache_hits(), hits + 2);
+	t_run(s.out, false, &v);
+	assert_string_equal(v.results, "pass,pass");
+	t_run_free(&s);
+	t_run_free(&v);
+	t_pipeline_done();
+	/* keys freed with the pipeline: nothing is answered from them */
+	k = t_genkey(1024);
+	pem = t_pem(k, false);
+	bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY_free(k);
+	assert_non_null(k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL));
+	assert_int_equal(EVP_PKEY_get_bits(k), 1024);
+	assert_int_equal(dkim_keycache_hits(), hits + 2);
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	free(pem);
+	m = dkim_map_new();
+	for (i = 0; i < 1000; i++) {
+		(void)snprintf(name, sizeof(name), "k%zu", i);
+		assert_true(dkim_map_put(m, name, (void *)(i + 1)));
+	}
+	for (i = 0; i < 1000; i += 2) {
+		(void)snprintf(name, sizeof(name), "k%zu", i);
+		assert_ptr_equal(dkim_map_del(m, name), (void *)(i + 1));
+		assert_null(dkim_map_del(m, name));
+	}
+	assert_int_equal(dkim_map_count(m), 500);
+	for (i = 0; i < 1000; i++) {
+		(void)snprintf(name, sizeof(name), "k%zu", i);
+		assert_ptr_equal(dkim_map_get(m, name),
+		    i % 2 == 0 ? NULL : (void *)(i + 1));
+	}
+	dkim_map_free(m, NULL);
+}
+
 /* test_threads - libmilter's threads share the module: no lock needed */
 static void
 test_threads(void **state)
 {
 	pthread_t	th[4];
 	size_t		bad[4] = { 0 }, i;
+	unsigned long	hits;
 
 	(void)state;
 	t_two_keys("");
+	hits = dkim_keycache_hits();
 	for (i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, t_worker,
 		    &bad[i]), 0);
@@ -859,6 +919,8 @@ test_threads(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		assert_int_equal(bad[i], 0);
 	}
+	/* every signature used the shared parsed keys */
+	assert_int_equal(dkim_keycache_hits(), hits + 4 * 25 * 2);
 	t_pipeline_done();
 }
 
@@ -886,6 +948,7 @@ main(void)
 		cmocka_unit_test(test_max_signatures),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_switches),
+		cmocka_unit_test(test_keycache),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_corpus_rfc8463_verify),
 		cmocka_unit_test(test_corpus_rfc8463_sign),
