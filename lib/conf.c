@@ -4,8 +4,10 @@
  * Files of a directory are read in name order ("*.conf" only, so editor
  * backups are ignored); each "key = value" is checked against the table
  * of its section at once, and the first problem stops the load with
- * file:line.  Strings are owned by the loader and released by
- * tg_conf_free.  Start-up only, not thread-safe.
+ * file:line.  The _all loads (tollgatectl config check) report each
+ * problem instead and go on with the next line and file, so that one
+ * run shows the operator every mistake.  Strings are owned by the
+ * loader and released by tg_conf_free.  Start-up only, not thread-safe.
  */
 #include "config.h"
 
@@ -24,6 +26,21 @@ struct tg_conf_pos {
 	const char	*file;
 	unsigned int	 line;
 };
+
+/* Where an _all load reports; fn NULL: stop at the first problem. */
+struct tg_conf_rep {
+	tg_conf_report_fn	 fn;
+	void			*arg;
+	bool			 failed;
+};
+
+/*
+ * The section of the lines after a bad or unknown section line: their
+ * keys are skipped, not reported each as unknown, as the one mistake
+ * is the section line.
+ */
+static const struct tg_param tg_conf_no_params[] = { TG_PARAM_END };
+static const struct tg_conf_section tg_conf_skip = { "", tg_conf_no_params };
 
 /* tg_conf_set - parse text into one parameter's storage */
 static enum tg_status
@@ -128,15 +145,18 @@ tg_conf_line(char *line, const struct tg_conf_section *secs, size_t n,
 	if (*s == '\0' || *s == '#' || *s == ';')
 		return TG_OK;
 	if (*s == '[') {
+		*cur = &tg_conf_skip;
 		if ((end = strchr(s, ']')) == NULL || end[1] != '\0')
 			return tg_err_set(err, TG_PERM,
 			    "%s:%u: bad section line", pos->file, pos->line);
 		*end = '\0';
 		s = tg_trim(s + 1);
-		if ((*cur = tg_conf_section_find(secs, n, s)) == NULL)
+		if ((*cur = tg_conf_section_find(secs, n, s)) == NULL) {
+			*cur = &tg_conf_skip;
 			return tg_err_set(err, TG_PERM,
 			    "%s:%u: unknown section [%s]", pos->file, pos->line,
 			    s);
+		}
 		return TG_OK;
 	}
 	if ((eq = strchr(s, '=')) == NULL)
@@ -145,6 +165,8 @@ tg_conf_line(char *line, const struct tg_conf_section *secs, size_t n,
 	if (*cur == NULL)
 		return tg_err_set(err, TG_PERM, "%s:%u: key outside a section",
 		    pos->file, pos->line);
+	if (*cur == &tg_conf_skip)
+		return TG_OK;
 	*eq = '\0';
 	s = tg_trim(s);
 	if ((p = tg_conf_find(*cur, s)) == NULL)
@@ -153,10 +175,23 @@ tg_conf_line(char *line, const struct tg_conf_section *secs, size_t n,
 	return tg_conf_set(p, tg_conf_unquote(tg_trim(eq + 1)), pos, err);
 }
 
+/* tg_conf_problem - err's problem: stop (st), or report it and go on */
+static enum tg_status
+tg_conf_problem(struct tg_conf_rep *rep, enum tg_status st,
+    const struct tg_err *err)
+{
+	if (rep->fn == NULL)
+		return st;
+	rep->fn(rep->arg, err->text);
+	rep->failed = true;
+	return TG_OK;
+}
+
 /* tg_conf_parse - parse a whole text (modified in place) */
 static enum tg_status
 tg_conf_parse(char *text, const char *label,
-    const struct tg_conf_section *secs, size_t n, struct tg_err *err)
+    const struct tg_conf_section *secs, size_t n, struct tg_conf_rep *rep,
+    struct tg_err *err)
 {
 	const struct tg_conf_section	*cur = NULL;
 	struct tg_conf_pos		 pos = { label, 0 };
@@ -167,10 +202,27 @@ tg_conf_parse(char *text, const char *label,
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		pos.line++;
-		if ((st = tg_conf_line(line, secs, n, &cur, &pos, err)) != TG_OK)
+		if ((st = tg_conf_line(line, secs, n, &cur, &pos, err)) !=
+		    TG_OK && (st = tg_conf_problem(rep, st, err)) != TG_OK)
 			return st;
 	}
 	return TG_OK;
+}
+
+/* tg_conf_load_text_all - see conf.h */
+enum tg_status
+tg_conf_load_text_all(const char *text, const char *label,
+    const struct tg_conf_section *secs, size_t n, tg_conf_report_fn fn,
+    void *arg, struct tg_err *err)
+{
+	struct tg_conf_rep	 rep = { fn, arg, false };
+	enum tg_status		 st;
+	char			*copy;
+
+	copy = tg_strdup(text);
+	st = tg_conf_parse(copy, label, secs, n, &rep, err);
+	free(copy);
+	return st == TG_OK && rep.failed ? TG_PERM : st;
 }
 
 /* tg_conf_load_text - load from a string */
@@ -178,30 +230,26 @@ enum tg_status
 tg_conf_load_text(const char *text, const char *label,
     const struct tg_conf_section *secs, size_t n, struct tg_err *err)
 {
-	enum tg_status	 st;
-	char		*copy;
-
-	copy = tg_strdup(text);
-	st = tg_conf_parse(copy, label, secs, n, err);
-	free(copy);
-	return st;
+	return tg_conf_load_text_all(text, label, secs, n, NULL, NULL, err);
 }
 
 /* tg_conf_load_file - load one file */
 static enum tg_status
 tg_conf_load_file(const char *path, const struct tg_conf_section *secs,
-    size_t n, struct tg_err *err)
+    size_t n, struct tg_conf_rep *rep, struct tg_err *err)
 {
 	enum tg_status	 st;
 	char		*text;
 	size_t		 len;
 
 	if ((st = tg_read_file(path, &text, &len, err)) != TG_OK)
-		return st == TG_NOTFOUND ? TG_PERM : st;
-	if (strlen(text) != len)
+		return tg_conf_problem(rep, st == TG_NOTFOUND ? TG_PERM : st,
+		    err);
+	if (strlen(text) != len) {
 		st = tg_err_set(err, TG_PERM, "%s: contains a NUL byte", path);
-	else
-		st = tg_conf_parse(text, path, secs, n, err);
+		st = tg_conf_problem(rep, st, err);
+	} else
+		st = tg_conf_parse(text, path, secs, n, rep, err);
 	free(text);
 	return st;
 }
@@ -216,10 +264,10 @@ tg_conf_is_conf(const struct dirent *d)
 	    strcmp(d->d_name + len - 5, ".conf") == 0;
 }
 
-/* tg_conf_load - defaults, then every *.conf of dir in name order */
-enum tg_status
-tg_conf_load(const char *dir, const struct tg_conf_section *secs, size_t n,
-    struct tg_err *err)
+/* tg_conf_load_dir - every *.conf of dir in name order, or dir a file */
+static enum tg_status
+tg_conf_load_dir(const char *dir, const struct tg_conf_section *secs,
+    size_t n, struct tg_conf_rep *rep, struct tg_err *err)
 {
 	struct dirent	**list;
 	struct stat	  st;
@@ -227,25 +275,47 @@ tg_conf_load(const char *dir, const struct tg_conf_section *secs, size_t n,
 	char		 *path;
 	int		  i, count;
 
-	tg_conf_defaults(secs, n);
-	if (dir == NULL)
-		return TG_OK;
 	if (stat(dir, &st) == -1)
 		return tg_err_set(err, TG_PERM, "%s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return tg_conf_load_file(dir, secs, n, err);
+		return tg_conf_load_file(dir, secs, n, rep, err);
 	if ((count = scandir(dir, &list, tg_conf_is_conf, alphasort)) == -1)
 		return tg_err_set(err, TG_PERM, "%s: %s", dir, strerror(errno));
 	for (i = 0; i < count; i++) {
 		if (status == TG_OK) {
 			path = tg_printf_dup("%s/%s", dir, list[i]->d_name);
-			status = tg_conf_load_file(path, secs, n, err);
+			status = tg_conf_load_file(path, secs, n, rep, err);
 			free(path);
 		}
 		free(list[i]);
 	}
 	free(list);
 	return status;
+}
+
+/* tg_conf_load_all - see conf.h */
+enum tg_status
+tg_conf_load_all(const char *dir, const struct tg_conf_section *secs,
+    size_t n, tg_conf_report_fn fn, void *arg, struct tg_err *err)
+{
+	struct tg_conf_rep	rep = { fn, arg, false };
+	enum tg_status		st;
+
+	tg_conf_defaults(secs, n);
+	if (dir == NULL)
+		return TG_OK;
+	/* a directory that cannot be read is one problem, and the last */
+	if ((st = tg_conf_load_dir(dir, secs, n, &rep, err)) != TG_OK)
+		return tg_conf_problem(&rep, st, err) == TG_OK ? TG_PERM : st;
+	return rep.failed ? TG_PERM : TG_OK;
+}
+
+/* tg_conf_load - defaults, then every *.conf of dir in name order */
+enum tg_status
+tg_conf_load(const char *dir, const struct tg_conf_section *secs, size_t n,
+    struct tg_err *err)
+{
+	return tg_conf_load_all(dir, secs, n, NULL, NULL, err);
 }
 
 /* tg_conf_defaults - every parameter to its default */

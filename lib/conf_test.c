@@ -157,6 +157,72 @@ test_directory(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* t_report - collect what an _all load reports, one line each */
+static void
+t_report(void *arg, const char *text)
+{
+	char	*all = arg;
+	size_t	 len = strlen(all);
+
+	snprintf(all + len, 1024 - len, "%s\n", text);
+}
+
+/* test_all - an _all load reports every problem and keeps the rest */
+static void
+test_all(void **state)
+{
+	char		dir[] = "/tmp/tg_conf_test.XXXXXX";
+	char		got[1024] = "", cmd[600];
+	struct tg_err	err;
+
+	tg_conf_defaults(t_secs, 2);
+	assert_int_equal(tg_conf_load_text_all("[test]\ncount = 11\n"
+	    "flag = yes\n[bogus]\nnope = 1\nalso = 2\n[test]\nnope = 1\n"
+	    "size = 2k\n", "t.conf", t_secs, 2, t_report, got, &err),
+	    TG_PERM);
+	/* the keys under [bogus] are not reported again */
+	assert_string_equal(got, "t.conf:2: count: bad value \"11\" (out of "
+	    "range or not a number)\nt.conf:4: unknown section [bogus]\n"
+	    "t.conf:8: unknown key \"nope\" in [test]\n");
+	assert_true(t.flag);
+	assert_int_equal(t.count, 3);
+	assert_int_equal(t.size, 2048);
+	tg_conf_free(t_secs, 2);
+
+	/* over files, in name order, past one that cannot be read */
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "10-a.conf", "[test]\nflag = maybe\n");
+	write_file(dir, "20-b.conf", "[test]\n\ntimeout = 0\n");
+	snprintf(cmd, sizeof(cmd), "mkdir '%s/15-dir.conf'", dir);
+	assert_int_equal(system(cmd), 0);
+	got[0] = '\0';
+	assert_int_equal(tg_conf_load_all(dir, t_secs, 2, t_report, got,
+	    &err), TG_PERM);
+	snprintf(cmd, sizeof(cmd), "%s/10-a.conf:2: flag: bad value \"maybe\" "
+	    "(want yes or no)\n%s/15-dir.conf: not a regular file\n"
+	    "%s/20-b.conf:3: timeout: bad value \"0\" (out of range or not a "
+	    "number)\n", dir, dir, dir);
+	assert_string_equal(got, cmd);
+	tg_conf_free(t_secs, 2);
+	/* without a reporter: the first problem only, as tg_conf_load */
+	assert_int_equal(tg_conf_load_all(dir, t_secs, 2, NULL, NULL, &err),
+	    TG_PERM);
+	assert_non_null(strstr(err.text, "10-a.conf:2: flag"));
+	tg_conf_free(t_secs, 2);
+	got[0] = '\0';
+	write_file(dir, "10-a.conf", "[test]\nflag = yes\n");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/15-dir.conf' '%s/20-b.conf'",
+	    dir, dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tg_conf_load_all(dir, t_secs, 2, t_report, got,
+	    &err), TG_OK);
+	assert_string_equal(got, "");
+	assert_true(t.flag);
+	tg_conf_free(t_secs, 2);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -165,6 +231,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

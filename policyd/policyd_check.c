@@ -122,6 +122,16 @@ pd_checks_enable(struct tg_err *err)
 	}
 }
 
+/* pd_checks_default - validate [policyd] default_action */
+static enum tg_status
+pd_checks_default(struct tg_err *err)
+{
+	if (!pd_action_ok(pd_conf.default_action))
+		return tg_err_set(err, TG_PERM, "[policyd] default_action: "
+		    "not a policy action: \"%s\"", pd_conf.default_action);
+	return TG_OK;
+}
+
 /* pd_checks_init - validate [policyd], init the enabled checks */
 enum tg_status
 pd_checks_init(const struct pd_env *env, struct tg_err *err)
@@ -129,9 +139,8 @@ pd_checks_init(const struct pd_env *env, struct tg_err *err)
 	enum tg_status	st;
 	size_t		i;
 
-	if (!pd_action_ok(pd_conf.default_action))
-		return tg_err_set(err, TG_PERM, "[policyd] default_action: "
-		    "not a policy action: \"%s\"", pd_conf.default_action);
+	if ((st = pd_checks_default(err)) != TG_OK)
+		return st;
 	if ((st = pd_checks_enable(err)) != TG_OK) {
 		pd_nenabled = 0;
 		return st;
@@ -146,6 +155,35 @@ pd_checks_init(const struct pd_env *env, struct tg_err *err)
 		}
 	}
 	return TG_OK;
+}
+
+/* pd_checks_check - see policyd.h */
+size_t
+pd_checks_check(const struct pd_env *env, tg_conf_report_fn fn, void *arg)
+{
+	struct tg_err	err;
+	size_t		i, n = 0;
+
+	if (pd_checks_default(&err) != TG_OK) {
+		fn(arg, err.text);
+		n++;
+	}
+	/* on an unknown check, those listed before it are still tried */
+	if (pd_checks_enable(&err) != TG_OK) {
+		fn(arg, err.text);
+		n++;
+	}
+	for (i = 0; i < pd_nenabled; i++) {
+		if (pd_enabled[i]->init == NULL)
+			continue;
+		if (pd_enabled[i]->init(env, &err) != TG_OK) {
+			fn(arg, err.text);
+			n++;
+		} else if (pd_enabled[i]->fini != NULL)
+			pd_enabled[i]->fini();
+	}
+	pd_nenabled = 0;
+	return n;
 }
 
 /* pd_checks_fini - undo init, last check first */

@@ -15,10 +15,7 @@
 #include "tollgate/conf.h"
 #include "tollgate/log.h"
 #include "tollgate/pipeline.h"
-
-#ifndef TG_SYSCONFDIR
-#define TG_SYSCONFDIR "/etc"
-#endif
+#include "tollgate/policyd.h"
 
 static const struct {
 	const char	*name;
@@ -55,21 +52,60 @@ ctl_usage(void)
 	return EX_USAGE;
 }
 
-/* ctl_config - config check: load what the daemon would */
+/* ctl_config_problem - one problem of config check, counted in arg */
+static void
+ctl_config_problem(void *arg, const char *text)
+{
+	size_t	*n = arg;
+
+	fprintf(stderr, "tollgatectl: %s\n", text);
+	(*n)++;
+}
+
+/*
+ * ctl_config_check - what both daemons do with the configuration before
+ * they serve: tollgate-milter's start-up (tg_pipeline_init), then
+ * tollgate-policyd's checks; each problem on stderr.  The policy
+ * checks get no store: their init only keeps its handle for later
+ * requests, and opening it here would make the embedded store's files
+ * as whoever runs the check, or test a Redis server's reachability,
+ * which is no fault of the configuration (policyd says so at start).
+ * The number of problems.
+ */
+static size_t
+ctl_config_check(const char *confdir)
+{
+	struct tg_pipeline_opts	opts;
+	struct pd_env		env;
+	struct tg_err		err;
+	size_t			n = 0;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.confdir = confdir;
+	opts.report = ctl_config_problem;
+	opts.report_arg = &n;
+	if (tg_pipeline_init(&opts, &err) != TG_OK && n == 0)
+		ctl_config_problem(&n, err.text);
+	/* policyd's checks use the resolver too; its failure is reported */
+	memset(&env, 0, sizeof(env));
+	if ((env.dns = tg_pipeline_dns()) != NULL)
+		(void)pd_checks_check(&env, ctl_config_problem, &n);
+	return n;
+}
+
+/* ctl_config - config check: load what the daemons would */
 int
 ctl_config(int argc, char **argv)
 {
 	const struct tg_conf_section	*secs;
-	struct tg_pipeline_opts		 opts;
-	struct tg_err			 err;
+	const char			*confdir;
 	size_t				 n;
 	char				*rules;
 	int				 rc;
 
-	memset(&opts, 0, sizeof(opts));
-	opts.confdir = TG_SYSCONFDIR "/tollgate/conf.d";
+	confdir = CTL_CONFDIR;
 	if (argc >= 4 && strcmp(argv[2], "-c") == 0)
-		opts.confdir = argv[3];
+		confdir = argv[3];
 	if (argc >= 2 && strcmp(argv[1], "defaults") == 0) {
 		secs = tg_pipeline_sections(&n);
 		tg_conf_defaults(secs, n);
@@ -79,12 +115,12 @@ ctl_config(int argc, char **argv)
 	}
 	if (argc < 2 || strcmp(argv[1], "check") != 0)
 		return ctl_usage();
-	if (tg_pipeline_init(&opts, &err) != TG_OK) {
-		fprintf(stderr, "tollgatectl: %s\n", err.text);
+	if ((n = ctl_config_check(confdir)) > 0) {
+		fprintf(stderr, "%zu problem%s\n", n, n == 1 ? "" : "s");
 		tg_pipeline_fini();
 		return EX_CONFIG;
 	}
-	printf("%s: configuration ok\n", opts.confdir);
+	printf("%s: configuration ok\n", confdir);
 	rules = ctl_config_spam_rules();
 	tg_pipeline_fini();
 	/* spam rule files: what loads, what is skipped and why */

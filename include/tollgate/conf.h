@@ -77,6 +77,21 @@ enum tg_status	tg_conf_load(const char *dir, const struct tg_conf_section *,
 /* tg_conf_load_text - the same from a string, named label (for tests) */
 enum tg_status	tg_conf_load_text(const char *text, const char *label,
 		    const struct tg_conf_section *, size_t, struct tg_err *);
+/*
+ * tg_conf_load_all, tg_conf_load_text_all - the same for tollgatectl
+ * config check: each problem (file:line: what) goes to fn(arg, text) and
+ * the load goes on with the next line and the next file, so one run
+ * shows every mistake; TG_PERM at the end if there was one.  A bad value
+ * leaves the key as it was; the keys after an unknown section are
+ * skipped.  NULL fn: stop at the first problem, as tg_conf_load does.
+ */
+typedef void	(*tg_conf_report_fn)(void *, const char *);
+enum tg_status	tg_conf_load_all(const char *dir,
+		    const struct tg_conf_section *, size_t, tg_conf_report_fn,
+		    void *, struct tg_err *);
+enum tg_status	tg_conf_load_text_all(const char *text, const char *label,
+		    const struct tg_conf_section *, size_t, tg_conf_report_fn,
+		    void *, struct tg_err *);
 /* tg_conf_defaults - set every parameter to its default */
 void		tg_conf_defaults(const struct tg_conf_section *, size_t);
 /* tg_conf_free - release strings the loader allocated */

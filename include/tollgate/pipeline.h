@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conf.h"
 #include "module.h"
 #include "util.h"
 
@@ -43,6 +44,15 @@ struct tg_pipeline_opts {
 	const char *const *zone_files;	/* extra local DNS data */
 	size_t		 nzone_files;
 	bool		 force_offline;	/* scan: never use the network */
+	/*
+	 * tollgatectl config check: each problem goes to report(report_arg,
+	 * text), and start-up goes on where it can: the other keys and
+	 * files, the other modules' inits (not when the resolver failed,
+	 * which they all use).  The call then fails at the end.  NULL: the
+	 * first problem stops start-up, in err.
+	 */
+	tg_conf_report_fn report;
+	void		*report_arg;
 };
 
 /* tg_pipeline_init - load config, make the resolver, init the modules */

@@ -172,6 +172,14 @@ const struct tg_conf_section *pd_sections(size_t *n);
  * pd_job above); pd_job_fini releases what a job holds.
  */
 enum tg_status	 pd_checks_init(const struct pd_env *, struct tg_err *);
+/*
+ * pd_checks_check - tollgatectl config check: what pd_checks_init
+ * validates, each problem to fn(arg, text), every enabled check's init
+ * tried and undone; how many problems.  Init only keeps env's store
+ * handles for later requests, so they may be NULL here.
+ */
+size_t		 pd_checks_check(const struct pd_env *, tg_conf_report_fn,
+		    void *);
 void		 pd_checks_fini(void);
 void		 pd_checks_start(struct pd_job *);
 void		 pd_job_fini(struct pd_job *);

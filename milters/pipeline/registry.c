@@ -237,11 +237,31 @@ tg_pipeline_dns_init(const struct tg_pipeline_opts *opts, struct tg_err *err)
 	return TG_OK;
 }
 
+/*
+ * tg_pipeline_stop - a problem (status st, text in err): whether start-up
+ * stops here.  Under config check (opts->report) it is reported and
+ * start-up goes on, *failed remembering it.
+ */
+static bool
+tg_pipeline_stop(const struct tg_pipeline_opts *opts, enum tg_status st,
+    const struct tg_err *err, bool *failed)
+{
+	if (st == TG_OK)
+		return false;
+	*failed = true;
+	if (opts->report == NULL)
+		return true;
+	opts->report(opts->report_arg, err->text);
+	return false;
+}
+
 /* tg_pipeline_core_init - what the core itself needs from config */
 static enum tg_status
-tg_pipeline_core_init(struct tg_err *err)
+tg_pipeline_core_init(const struct tg_pipeline_opts *opts, bool *failed,
+    struct tg_err *err)
 {
 	struct tg_err	nerr;
+	enum tg_status	st;
 
 	tg_log_set_level((enum tg_log_level)tg_core_conf.log_level);
 	tg_log_set_format((enum tg_log_format)tg_core_conf.log_format);
@@ -252,10 +272,14 @@ tg_pipeline_core_init(struct tg_err *err)
 		tg_core_conf.authserv_id = tg_strdup(tg_hostname);
 	}
 	if ((tg_internal = tg_netlist_parse(tg_core_conf.internal_networks,
-	    &nerr)) == NULL)
-		return tg_err_set(err, TG_PERM, "[core] internal_networks: %s",
+	    &nerr)) == NULL) {
+		st = tg_err_set(err, TG_PERM, "[core] internal_networks: %s",
 		    nerr.text);
-	return tg_pipeline_enable(err);
+		if (tg_pipeline_stop(opts, st, err, failed))
+			return st;
+	}
+	st = tg_pipeline_enable(err);
+	return tg_pipeline_stop(opts, st, err, failed) ? st : TG_OK;
 }
 
 /* tg_pipeline_load - configuration and resolver, no module started */
@@ -265,16 +289,27 @@ tg_pipeline_load(const struct tg_pipeline_opts *opts, struct tg_err *err)
 	const struct tg_conf_section	*secs;
 	enum tg_status			 st;
 	size_t				 n;
+	bool				 failed = false;
 
 	secs = tg_pipeline_sections(&n);
 	if (opts->conf_text != NULL) {
 		tg_conf_defaults(secs, n);
-		st = tg_conf_load_text(opts->conf_text, "(text)", secs, n, err);
+		st = tg_conf_load_text_all(opts->conf_text, "(text)", secs, n,
+		    opts->report, opts->report_arg, err);
 	} else
-		st = tg_conf_load(opts->confdir, secs, n, err);
-	if (st != TG_OK || (st = tg_pipeline_core_init(err)) != TG_OK)
+		st = tg_conf_load_all(opts->confdir, secs, n, opts->report,
+		    opts->report_arg, err);
+	/* under config check the loader has reported its problems */
+	if (st != TG_OK && opts->report == NULL)
 		return st;
-	return tg_pipeline_dns_init(opts, err);
+	failed = st != TG_OK;
+	if ((st = tg_pipeline_core_init(opts, &failed, err)) != TG_OK &&
+	    tg_pipeline_stop(opts, st, err, &failed))
+		return st;
+	st = tg_pipeline_dns_init(opts, err);
+	if (tg_pipeline_stop(opts, st, err, &failed))
+		return st;
+	return failed ? TG_PERM : TG_OK;
 }
 
 /* tg_pipeline_init - configuration, resolver, modules */
@@ -284,19 +319,26 @@ tg_pipeline_init(const struct tg_pipeline_opts *opts, struct tg_err *err)
 	struct tg_env	env;
 	enum tg_status	st;
 	size_t		i;
+	bool		failed;
 
-	if ((st = tg_pipeline_load(opts, err)) != TG_OK)
+	if ((st = tg_pipeline_load(opts, err)) != TG_OK && opts->report == NULL)
 		return st;
+	failed = st != TG_OK;
+	/* every module uses the resolver: without it, their errors would
+	 * be of its making */
+	if (tg_dns == NULL)
+		return TG_PERM;
 	env.dns = tg_dns;
 	env.confdir = opts->confdir;
 	for (i = 0; i < TG_NITEMS(tg_registry); i++) {
 		if (!tg_enabled[i] || tg_registry[i]->init == NULL)
 			continue;
-		if ((st = tg_registry[i]->init(&env, err)) != TG_OK)
+		st = tg_registry[i]->init(&env, err);
+		if (tg_pipeline_stop(opts, st, err, &failed))
 			return st;
-		tg_initialized[i] = true;
+		tg_initialized[i] = st == TG_OK;
 	}
-	return TG_OK;
+	return failed ? TG_PERM : TG_OK;
 }
 
 /* tg_pipeline_fini - release everything init made */
