@@ -8,6 +8,12 @@
  * a run user in e.g. a key-reading group keeps it), then the group, then
  * the user, all three of real, effective and saved ids, and a check that
  * setuid(0) now fails.
+ *
+ * The pid file follows the process that serves (systemd's PIDFile=,
+ * read again when the main pid exits): it is replaced whole, by rename,
+ * a process removes it only while it names that process, and one that
+ * serves again after its successor failed writes it back.  Its path is
+ * kept in a static: the pid file calls are for one thread at a time.
  */
 #include "config.h"
 
@@ -16,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -30,8 +37,10 @@
 /* Enough for any passwd or group entry we would run as. */
 #define TG_PW_BUF	16384
 
-static char	tg_pidfile_path[512];
+static char	tg_pidfile_path[PATH_MAX];
 
+static int	tg_pidfile_write(const char *);
+static bool	tg_pidfile_ours(const char *);
 static bool	tg_priv_set(const char *);
 static enum tg_status	tg_priv_user(const char *, struct passwd *, char *,
 			    struct tg_err *);
@@ -101,34 +110,112 @@ tg_daemon_fail(int fd, int code, const char *text)
 	tg_fatalx(code, "%s", text);
 }
 
+/*
+ * tg_pidfile_write - our pid into path, whole: written to a name of our
+ * own beside it (same directory, so rename cannot cross file systems;
+ * our pid in the name, so a predecessor and its successor never share
+ * one), then renamed over it.  A reader sees the old file or the new
+ * one, never a half-written one.  The mode is 0666 less the umask.
+ * Returns 0 or an errno value.
+ */
+static int
+tg_pidfile_write(const char *path)
+{
+	char	tmp[PATH_MAX + 32], line[32];
+	ssize_t	w;
+	int	fd, n, e;
+
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path,
+	    (long)getpid()) >= (int)sizeof(tmp))
+		return ENAMETOOLONG;
+	(void)unlink(tmp);	/* left by a crashed process with our pid */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0666)) == -1)
+		return errno;
+	w = write(fd, line, (size_t)n);
+	e = w == n ? 0 : w == -1 ? errno : EIO;
+	if (close(fd) == -1 && e == 0)
+		e = errno;
+	if (e == 0 && rename(tmp, path) == -1)
+		e = errno;
+	if (e != 0)
+		(void)unlink(tmp);
+	return e;
+}
+
+/* tg_pidfile_ours - whether the file at path names this process */
+static bool
+tg_pidfile_ours(const char *path)
+{
+	char	buf[32];
+	ssize_t	n;
+	long	pid;
+	int	fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return tg_parse_long(buf, 1, LONG_MAX, &pid) && pid == (long)getpid();
+}
+
 /* tg_daemon_pidfile - see daemon.h */
 void
 tg_daemon_pidfile(int fd, const char *path)
 {
-	char	 buf[600];
-	FILE	*fp;
+	char	buf[PATH_MAX + 200];
+	int	e;
 
 	if (path == NULL || *path == '\0')
 		return;
-	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%ld\n",
-	    (long)getpid()) < 0 || fclose(fp) != 0) {
+	if (snprintf(tg_pidfile_path, sizeof(tg_pidfile_path), "%s", path) >=
+	    (int)sizeof(tg_pidfile_path))
+		e = ENAMETOOLONG;
+	else
+		e = tg_pidfile_write(path);
+	if (e != 0) {
+		tg_pidfile_path[0] = '\0';
 		(void)snprintf(buf, sizeof(buf), "pid file %s: %s%s", path,
-		    strerror(errno), errno == EACCES && geteuid() != 0 ?
+		    strerror(e), e == EACCES && geteuid() != 0 ?
 		    " (written by the run user: its directory must be "
 		    "writable by that user)" : "");
 		tg_daemon_fail(fd, EX_CANTCREAT, buf);
 	}
-	if (snprintf(tg_pidfile_path, sizeof(tg_pidfile_path), "%s", path) >=
-	    (int)sizeof(tg_pidfile_path))
-		tg_pidfile_path[0] = '\0';	/* too long to keep: left behind */
+}
+
+/* tg_daemon_pidfile_reclaim - see daemon.h */
+void
+tg_daemon_pidfile_reclaim(void)
+{
+	int	e;
+
+	if (tg_pidfile_path[0] == '\0' || tg_pidfile_ours(tg_pidfile_path))
+		return;
+	if ((e = tg_pidfile_write(tg_pidfile_path)) != 0)
+		tg_log_warnx(NULL, "pid file %s: cannot write it back: %s",
+		    tg_pidfile_path, strerror(e));
+	else
+		tg_log_notice(NULL, "pid file %s: names this process again",
+		    tg_pidfile_path);
 }
 
 /* tg_daemon_pidfile_remove - see daemon.h */
 void
 tg_daemon_pidfile_remove(void)
 {
-	if (tg_pidfile_path[0] != '\0' && unlink(tg_pidfile_path) == -1 &&
-	    errno != ENOENT)
+	if (tg_pidfile_path[0] == '\0')
+		return;
+	/* A successor's, after a hand-over: it is the one systemd follows. */
+	if (!tg_pidfile_ours(tg_pidfile_path))
+		tg_log_debug(NULL, "pid file %s: names another process; left",
+		    tg_pidfile_path);
+	else if (unlink(tg_pidfile_path) == -1 && errno != ENOENT)
 		tg_log_warn(NULL, "pid file %s: cannot remove", tg_pidfile_path);
 	tg_pidfile_path[0] = '\0';
 }

@@ -3,15 +3,21 @@
  * (tg_daemon_priv_resolve).  The switch itself needs root and a real
  * daemon: tests/integration/privileges.test does that.  Cases whose
  * outcome depends on whether we run as root check both ways.
+ * The pid file: replaced whole, removed only while it names us, written
+ * back by _reclaim; the hand-over itself is in reload.test and
+ * policyd_reload.test.
  */
 #include "config.h"
 
 #include <sys/stat.h>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -175,6 +181,105 @@ test_user(void **state)
 	assert_non_null(strstr(err.text, "bad name"));
 }
 
+/* pid_read - the pid file's text, "" when there is none */
+static const char *
+pid_read(const char *path)
+{
+	static char	buf[64];
+	ssize_t		n;
+	int		fd;
+
+	buf[0] = '\0';
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return buf;
+	n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	(void)close(fd);
+	return buf;
+}
+
+/* pid_plant - what a successor does: its pid in the file, by rename */
+static void
+pid_plant(const char *dir, const char *path, const char *text)
+{
+	char	tmp[600];
+	FILE	*fp;
+
+	assert_true(snprintf(tmp, sizeof(tmp), "%s/planted", dir) <
+	    (int)sizeof(tmp));
+	assert_non_null(fp = fopen(tmp, "w"));
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/* pid_entries - files in dir: no temporary file may stay behind */
+static int
+pid_entries(const char *dir)
+{
+	struct dirent	*de;
+	DIR		*d;
+	int		 n = 0;
+
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL)
+		n += strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0;
+	(void)closedir(d);
+	return n;
+}
+
+/* test_pidfile - write, reclaim, remove only our own */
+static void
+test_pidfile(void **state)
+{
+	char		 dir[] = "/tmp/tg_daemon_test.XXXXXX", path[600];
+	char		 mine[32], old[64];
+	struct stat	 sb;
+	mode_t		 mask;
+	ssize_t		 n;
+	int		 fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_true(snprintf(path, sizeof(path), "%s/d.pid", dir) <
+	    (int)sizeof(path));
+	(void)snprintf(mine, sizeof(mine), "%ld\n", (long)getpid());
+	mask = umask(027);
+	tg_daemon_pidfile(-1, path);
+	assert_string_equal(pid_read(path), mine);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(pid_entries(dir), 1);
+
+	/* A successor's pid: left at exit, replaced (a new file) on reclaim. */
+	pid_plant(dir, path, "1\n");
+	assert_int_not_equal(fd = open(path, O_RDONLY), -1);
+	tg_daemon_pidfile_reclaim();
+	assert_string_equal(pid_read(path), mine);
+	n = read(fd, old, sizeof(old) - 1);
+	old[n > 0 ? n : 0] = '\0';
+	assert_string_equal(old, "1\n");	/* not rewritten in place */
+	(void)close(fd);
+	assert_int_equal(pid_entries(dir), 1);
+	assert_int_equal(unlink(path), 0);
+	tg_daemon_pidfile_reclaim();		/* removed: written again */
+	assert_string_equal(pid_read(path), mine);
+	pid_plant(dir, path, "1\n");
+	tg_daemon_pidfile_remove();
+	assert_string_equal(pid_read(path), "1\n");
+
+	/* Our own: removed. */
+	tg_daemon_pidfile(-1, path);
+	tg_daemon_pidfile_remove();
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(pid_entries(dir), 0);
+	tg_daemon_pidfile_reclaim();		/* no pid file any more */
+	assert_int_equal(access(path, F_OK), -1);
+	(void)umask(mask);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -183,6 +288,7 @@ main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_user),
+		cmocka_unit_test(test_pidfile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

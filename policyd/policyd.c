@@ -469,6 +469,7 @@ struct pd_reaper {
 	int			 waited;	/* ms */
 	int			 grace_ms;	/* then SIGKILL */
 	bool			 killed;
+	bool			 reclaim;	/* failed past "go" */
 	LIST_ENTRY(pd_reaper)	 entry;
 };
 
@@ -616,14 +617,22 @@ pd_reap_tick(evutil_socket_t fd, short what, void *arg)
 	else if (WIFSIGNALED(status))
 		tg_log_notice(NULL, "reload: process %ld killed by signal %d",
 		    (long)r->pid, WTERMSIG(status));
+	/*
+	 * It may have removed the pid file as it left, after ours was
+	 * written back (pd_reload_not_ready): write it again, unless a
+	 * newer successor past "go" may be writing its own, or serves.
+	 */
+	if (r->reclaim && !pd_run.handed && !pd_run.sent_go)
+		tg_daemon_pidfile_reclaim();
 	pd_reap_free(r);
 }
 
 /*
  * pd_reap - a successor that will not serve ends on its own or after
- * its SIGTERM; collected from a timer, the loop never waits for it
+ * its SIGTERM; collected from a timer, the loop never waits for it.
+ * Returns the reaper, or NULL when it could not be watched.
  */
-static void
+static struct pd_reaper *
 pd_reap(pid_t pid, int grace_ms)
 {
 	struct timeval		 tv = { 0, PD_REAP_TICK_MS * 1000 };
@@ -638,9 +647,10 @@ pd_reap(pid_t pid, int grace_ms)
 		if (r->ev != NULL)
 			event_free(r->ev);
 		free(r);
-		return;
+		return NULL;
 	}
 	LIST_INSERT_HEAD(&pd_run.reapers, r, entry);
+	return r;
 }
 
 /* pd_reload_refused - the successor will not serve; it is reaped */
@@ -659,7 +669,7 @@ pd_reload_refused(const char *buf)
 		    "stays: new process %ld: %s", (long)child, buf);
 		(void)kill(child, SIGTERM);
 	}
-	pd_reap(child, answered ? 5000 : 1000);
+	(void)pd_reap(child, answered ? 5000 : 1000);
 }
 
 /*
@@ -677,7 +687,7 @@ pd_reload_stopped(void)
 	    "stops too", (long)child);
 	pd_reload_end();
 	(void)kill(child, SIGTERM);
-	pd_reap(child, (int)pd_conf.drain_timeout * 1000 + 5000);
+	(void)pd_reap(child, (int)pd_conf.drain_timeout * 1000 + 5000);
 }
 
 /* pd_reload_go - the successor loaded: stop accepting, say "go", and
@@ -702,16 +712,23 @@ pd_reload_go(void)
  * pd_reload_not_ready - the successor failed after "go".  It may serve
  * the socket already (a "ready" just too late): it is told to stop
  * (SIGTERM, it drains) before this process accepts again, so the two
- * never both serve and no connection it took is cut.
+ * never both serve and no connection it took is cut.  It may have
+ * written its pid file too: ours goes back now, and again once it is
+ * gone (it removes the file at exit only while it names it, but may
+ * have looked just before our write).
  */
 static void
 pd_reload_not_ready(const char *buf)
 {
-	pid_t	child = pd_run.child;
+	struct pd_reaper	*r;
+	pid_t			 child = pd_run.child;
 
 	pd_reload_end();
 	(void)kill(child, SIGTERM);
-	pd_reap(child, (int)pd_conf.drain_timeout * 1000 + 5000);
+	r = pd_reap(child, (int)pd_conf.drain_timeout * 1000 + 5000);
+	if (r != NULL)
+		r->reclaim = true;
+	tg_daemon_pidfile_reclaim();
 	if (pd_run.draining)
 		return;
 	if (!pd.paused)
@@ -787,7 +804,7 @@ pd_reload(evutil_socket_t sig, short what, void *arg)
 		    "process");
 		pd_reload_end();
 		(void)kill(pd_run.child, SIGTERM);
-		pd_reap(pd_run.child, 1000);
+		(void)pd_reap(pd_run.child, 1000);
 	}
 }
 
@@ -1043,9 +1060,8 @@ main(int argc, char **argv)
 	if (event_base_dispatch(pd.base) == -1)
 		tg_log_errx(NULL, "event loop failed");
 	tg_log_notice(NULL, "stopping");
-	/* A successor wrote its pid in the same file. */
-	if (!pd_run.handed)
-		tg_daemon_pidfile_remove();
+	/* After a hand-over the pid file names the successor: left. */
+	tg_daemon_pidfile_remove();
 	if (pd_run.ctl_fd != -1) {
 		pd_reload_end();
 		(void)kill(pd_run.child, SIGTERM);

@@ -34,10 +34,23 @@ int		tg_daemonize(const char *progname);
 void		tg_daemon_ready(int fd, const char *error);
 /* tg_daemon_fail - a start-up failure: report it, log it, exit code */
 TG_NORETURN void tg_daemon_fail(int fd, int code, const char *text);
+/*
+ * The pid file names the process that serves, for systemd (PIDFile=,
+ * read again when the main pid exits) and for kill -HUP $(cat ...).
+ * A reload's successor writes it before its predecessor exits; each
+ * write replaces the file whole (a temporary file renamed over it), so
+ * a reader never sees half of one.  Not thread-safe: one thread at a
+ * time calls these.
+ */
 /* tg_daemon_pidfile - write our pid to path ("" or NULL: none), or
- * fail; the path is kept for tg_daemon_pidfile_remove */
+ * fail; the path is kept for _reclaim and _remove */
 void		tg_daemon_pidfile(int fd, const char *path);
-/* tg_daemon_pidfile_remove - at exit: remove the pid file written */
+/* tg_daemon_pidfile_reclaim - serving again after a successor failed
+ * (it may have written its pid, or removed the file): write ours back
+ * unless the file names us already; a failure is logged */
+void		tg_daemon_pidfile_reclaim(void);
+/* tg_daemon_pidfile_remove - at exit: remove the pid file if it still
+ * names this process (after a hand-over it names the successor) */
 void		tg_daemon_pidfile_remove(void);
 
 /*

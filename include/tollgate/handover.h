@@ -9,7 +9,9 @@
  * predecessor drains and exits.  A listening socket may be passed on
  * instead (tollgate-policyd): then the successor serves it at once and
  * "go" only tells it that the predecessor stopped accepting.  See
- * module.h for what this means for modules.
+ * module.h for what this means for modules.  The successor writes the
+ * pid file before "ready"; a predecessor that goes on serving after a
+ * failure past "go" writes its own pid back (daemon.h).
  */
 #ifndef TOLLGATE_HANDOVER_H
 #define TOLLGATE_HANDOVER_H

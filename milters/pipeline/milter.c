@@ -806,6 +806,9 @@ tg_milter_reload_run(void *arg)
 		(void)close(fd);
 		fd = -1;
 		tg_handover_reap(pid, 1000, how, sizeof(how));
+		/* It may have written its pid (then timed out or died) or
+		 * removed the file: gone now, it cannot race our write. */
+		tg_daemon_pidfile_reclaim();
 		if (tg_milter_retake()) {
 			tg_log_errx(NULL, "reload refused, the running "
 			    "configuration stays: process %ld failed to take "
@@ -1017,11 +1020,11 @@ main(int argc, char **argv)
 	tg_run_lock();
 	rc = tg_run.lost || (tg_run.smfi_done && tg_run.smfi_rc !=
 	    MI_SUCCESS) ? EX_SOFTWARE : 0;
-	/* The successor wrote its pid in the same file, and listens. */
-	if (!tg_run.handed) {
-		tg_daemon_pidfile_remove();
+	/* After a hand-over the pid file names the successor: left. */
+	tg_daemon_pidfile_remove();
+	/* The successor listens on the same path. */
+	if (!tg_run.handed)
 		tg_milter_unlink(sock);
-	}
 	clean = clean && tg_run.conns == 0 && !tg_run.reloading;
 	tg_run_unlock();
 	tg_log_notice(NULL, "stopping");
