@@ -331,11 +331,12 @@ tg_store_reserve_args(const char *key, uint64_t window_ms, uint64_t limit,
 
 	if ((st = tg_store_check(key, err)) != TG_OK)
 		return st;
-	if (window_ms == 0 || amount == 0 || ttl_ms == 0 ||
+	/* ttl 0 is allowed: the entry is committed at once. */
+	if (window_ms == 0 || amount == 0 ||
 	    limit >= TG_STORE_LOCAL_ID || amount >= TG_STORE_LOCAL_ID ||
 	    window_ms >= TG_STORE_LOCAL_ID || ttl_ms >= TG_STORE_LOCAL_ID)
-		return tg_err_set(err, TG_PERM, "store: reserve: window, "
-		    "amount and ttl must be positive, and all below 2^62");
+		return tg_err_set(err, TG_PERM, "store: reserve: window and "
+		    "amount must be positive, and all below 2^62");
 	return TG_OK;
 }
 
@@ -715,7 +716,8 @@ tg_store_local_reserve(struct tg_store *s, const char *key,
 		e->id = q->id = TG_STORE_LOCAL_ID | ++s->local_seq;
 		e->t = now;
 		e->amount = amount;
-		e->expires = now + ttl;
+		/* ttl 0: committed at once, as a commit leaves it */
+		e->expires = ttl == 0 ? 0 : now + ttl;
 	}
 	(void)pthread_mutex_unlock(&s->lock);
 	return TG_OK;

@@ -357,7 +357,8 @@ tg_store_lmdb_reserve(void *arg, const char *key, uint64_t window,
 	k.mv_size = klen + 8;
 	tg_put_be64(vb, now);
 	tg_put_be64(vb + 8, amount);
-	tg_put_be64(vb + 16, now + ttl);
+	/* ttl 0: committed at once (expiry 0, as a commit writes) */
+	tg_put_be64(vb + 16, ttl == 0 ? 0 : now + ttl);
 	v.mv_size = 24;
 	if ((rc = mdb_put(txn, l->e->quota, &k, &v, 0)) != 0)
 		goto fail;

@@ -78,7 +78,7 @@
 
 static const char *const tg_redis_scripts[TG_REDIS_NSCRIPTS] = {
 	/* reserve: ARGV window limit amount ttl -> admitted used remaining
-	 * retry id */
+	 * retry id; ttl 0 commits at once */
 	TG_REDIS_NOW
 	"local win, lim = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local amt, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
@@ -89,11 +89,16 @@ static const char *const tg_redis_scripts[TG_REDIS_NSCRIPTS] = {
 	"  end\n"
 	"  local id = redis.call('HINCRBY', H, 'n', 1)\n"
 	"  local sid = string.format('%d', id)\n"
+	/* ttl 0: committed at once, so lapse 0 and not pending */
+	"  local e = 0\n"
+	"  if ttl > 0 then e = now + ttl end\n"
 	"  redis.call('HSET', H, sid,\n"
-	"    string.format('%d %d %d', amt, now + ttl, now),\n"
+	"    string.format('%d %d %d', amt, e, now),\n"
 	"    'u', string.format('%d', used + amt))\n"
 	"  redis.call('ZADD', Z, string.format('%d', now), sid)\n"
-	"  redis.call('ZADD', P, string.format('%d', now + ttl), sid)\n"
+	"  if ttl > 0 then\n"
+	"    redis.call('ZADD', P, string.format('%d', e), sid)\n"
+	"  end\n"
 	"  for _, k in ipairs(KEYS) do\n"
 	"    redis.call('PEXPIRE', k, string.format('%d', win))\n"
 	"  end\n"

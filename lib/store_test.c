@@ -340,6 +340,51 @@ case_lapse(struct tg_store *s, enum tg_store_backend b)
 	    300).admitted);
 }
 
+/*
+ * store_test_at_once - key's ttl-0 reservation of 2 out of 2: counted
+ * at once and past any ttl (it leaves with the window only), its
+ * commit TG_OK, its refund gives it back once
+ */
+static void
+store_test_at_once(struct tg_store *s, const char *key, bool approximate)
+{
+	struct tg_store_quota	q, p;
+	struct tg_store_usage	u;
+	struct tg_err		err;
+
+	assert_int_equal(tg_store_reserve(s, key, 60000, 3, 2, 0, &q, &err),
+	    TG_OK);
+	assert_true(q.admitted);
+	assert_int_equal(q.approximate, approximate);
+	assert_int_equal(q.used, 2);
+	/* A pending one beside it, to lapse. */
+	assert_int_equal(tg_store_reserve(s, key, 60000, 3, 1, 300, &p, &err),
+	    TG_OK);
+	assert_true(p.admitted);
+	store_test_sleep(450);
+	assert_int_equal(tg_store_usage(s, key, 60000, 3, &u, &err), TG_OK);
+	assert_int_equal(u.used, 2);
+	/* Not pending: it frees only when it leaves the window. */
+	assert_true(u.frees_in_ms > 59000);
+	assert_int_equal(tg_store_commit(s, key, q.id, &err), TG_OK);
+	assert_int_equal(tg_store_usage(s, key, 60000, 3, &u, &err), TG_OK);
+	assert_int_equal(u.used, 2);
+	assert_int_equal(tg_store_refund(s, key, q.id, &err), TG_OK);
+	assert_int_equal(tg_store_refund(s, key, q.id, &err), TG_NOTFOUND);
+	assert_int_equal(tg_store_usage(s, key, 60000, 3, &u, &err), TG_OK);
+	assert_int_equal(u.used, 0);
+	assert_int_equal(tg_store_reserve(s, key, 60000, 3, 3, 0, &q, &err),
+	    TG_OK);
+	assert_true(q.admitted);
+}
+
+/* case_at_once - ttl 0: committed at once */
+static void
+case_at_once(struct tg_store *s, enum tg_store_backend b)
+{
+	store_test_at_once(s, "atonce", false);
+}
+
 /* case_sliding - entries leave one by one as the window slides */
 static void
 case_sliding(struct tg_store *s, enum tg_store_backend b)
@@ -533,8 +578,10 @@ case_hostile(struct tg_store *s, enum tg_store_backend b)
 	    TG_PERM);
 	assert_int_equal(tg_store_reserve(s, "args", 1000, 1, 0, 1000, &q,
 	    &err), TG_PERM);
+	/* ttl 0 is no bad argument: committed at once. */
 	assert_int_equal(tg_store_reserve(s, "args", 1000, 1, 1, 0, &q, &err),
-	    TG_PERM);
+	    TG_OK);
+	assert_true(q.admitted);
 	assert_int_equal(tg_store_reserve(s, "args", 1000, UINT64_MAX, 1,
 	    1000, &q, &err), TG_PERM);
 	assert_int_equal(tg_store_kv_set_ttl(s, "args", longkey,
@@ -880,6 +927,8 @@ case_down(struct tg_store *s, enum tg_store_backend b)
 	assert_true(u.approximate);
 	assert_int_equal(u.used, 5);
 	assert_true(store_test_logged("enforcing limits approximately"));
+	/* ttl 0 in the fallback too. */
+	store_test_at_once(loc, "down:atonce", true);
 	/* Back: after the breaker's interval, service as before. */
 	store_test_redis_start();
 	store_test_sleep(1100);
@@ -1289,6 +1338,7 @@ static const struct store_test_case store_test_cases[] = {
 	{ "a refusal consumes nothing", case_refused, false },
 	{ "refund gives back", case_refund, false },
 	{ "an uncommitted reservation lapses", case_lapse, false },
+	{ "ttl 0 commits at once", case_at_once, false },
 	{ "the window slides", case_sliding, false },
 	{ "usage and remaining", case_usage, false },
 	{ "list and reset", case_list_reset, false },

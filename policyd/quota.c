@@ -7,8 +7,8 @@
  * of one message and answers DEFER_IF_PERMIT (or REJECT, as the rule
  * says) with the rule's text when a limit has no room for it, DUNNO
  * otherwise; nothing is reserved.  At END-OF-MESSAGE, when Postfix has
- * received the message and recipient_count is known, the check reserves
- * every limit of the message (all or none) and commits at once.  Mail
+ * received the message and recipient_count is known, the check charges
+ * every limit of the message (all or none) at once.  Mail
  * refused at RCPT or DATA, by this check or any other, never reaches
  * END-OF-MESSAGE and so costs nothing.  A rejection after
  * END-OF-MESSAGE (a milter, a later restriction) is not visible to the
@@ -23,7 +23,14 @@
  * made for it is refunded before the answer, so the charge stays all or
  * nothing; a message that passes has all its reservations committed
  * before the answer, unless the client left before its answer (Postfix
- * then answered 451 itself): then they are refunded.  A store failure
+ * then answered 451 itself): then they are refunded.  The last counter
+ * of the plan is reserved with ttl 0, committed at once: when it is
+ * admitted every earlier one was, so only those need a commit, and a
+ * one-limit message costs one store call (one EVALSHA), not two.  A
+ * refund takes a committed entry back too, so a later refusal or a
+ * client gone still gives it back.  The price: a lost answer to that
+ * last call costs its amount for the window, not for
+ * QT_RESERVE_TTL_MS.  A store failure
  * does what the failing rule's on_error says; a local count (the store
  * on_error = local) counts only for an on_error = local rule.  Runs on
  * the event
@@ -40,8 +47,9 @@
 #include "tollgate/policyd.h"
 #include "tollgate/quota.h"
 
-/* How long the EOM reservation may live before its commit: it is
- * committed in the same request, so this bounds only a lost answer. */
+/* How long an EOM reservation but the last may live before its
+ * commit: it is committed in the same request, so this bounds only a
+ * lost answer. */
 #define QT_RESERVE_TTL_MS	60000
 
 static struct {
@@ -138,6 +146,7 @@ struct qt_req {
 	struct tg_quota_plan	 plan;
 	struct tg_quota_result	 res;
 	size_t			 i;		/* the charge at hand */
+	size_t			 last;		/* the last counter; n: none */
 	size_t			 settling;	/* answers still to come */
 	size_t			 failed;	/* settlements that failed */
 	bool			 committing;	/* else refunding */
@@ -287,6 +296,14 @@ qt_settled(enum tg_status st, const struct tg_err *err, void *arg)
 	qt_finish(q);
 }
 
+/* qt_to_settle - whether charge i waits for a commit or a refund: the
+ * last counter needs no commit, it was committed at once */
+static bool
+qt_to_settle(const struct qt_req *q, size_t i, bool commit)
+{
+	return q->plan.v[i].reserved && !(commit && i == q->last);
+}
+
 /*
  * qt_settle - commit (the message passed) or refund (it did not) every
  * reserved charge; all at once, finished when the last one answers
@@ -305,7 +322,7 @@ qt_settle(struct qt_req *q, bool commit)
 	}
 	q->committing = commit;
 	for (i = 0; i < q->plan.n; i++)
-		n += q->plan.v[i].reserved;
+		n += qt_to_settle(q, i, commit);
 	if (n == 0) {
 		qt_charged(q);
 		qt_finish(q);
@@ -315,7 +332,7 @@ qt_settle(struct qt_req *q, bool commit)
 	q->settling = n;
 	for (i = 0; i < q->plan.n; i++) {
 		c = &q->plan.v[i];
-		if (!c->reserved)
+		if (!qt_to_settle(q, i, commit))
 			continue;
 		c->reserved = false;
 		if (commit)
@@ -398,7 +415,8 @@ qt_reserve_next(struct qt_req *q)
 		if (c->rule->key != TG_QUOTA_KEY_MESSAGE) {
 			tg_store_async_reserve(qt_astore, c->key,
 			    c->rule->window_ms, c->max, c->amount,
-			    QT_RESERVE_TTL_MS, qt_reserved, q);
+			    q->i == q->last ? 0 : QT_RESERVE_TTL_MS,
+			    qt_reserved, q);
 			return;
 		}
 		/* A per-message cap: no counter. */
@@ -415,6 +433,18 @@ qt_reserve_next(struct qt_req *q)
 		qt_tightest(q, c);
 	}
 	qt_settle(q, true);
+}
+
+/* qt_last_counter - the index of the plan's last counter, n if none */
+static size_t
+qt_last_counter(const struct tg_quota_plan *plan)
+{
+	size_t	i;
+
+	for (i = plan->n; i > 0; i--)
+		if (plan->v[i - 1].rule->key != TG_QUOTA_KEY_MESSAGE)
+			return i - 1;
+	return plan->n;
 }
 
 /* qt_count - recipient_count as a number; 0 when absent or bad */
@@ -486,8 +516,10 @@ qt_start(struct pd_job *job)
 		qt_finish(q);
 	} else if (at_rcpt)
 		qt_look_next(q);
-	else
+	else {
+		q->last = qt_last_counter(&q->plan);
 		qt_reserve_next(q);
+	}
 }
 
 const struct pd_check pd_check_quota = {

@@ -393,6 +393,8 @@ test_client_gone(void **state)
 		fail_msg("start: %s", err.text);
 	qt_run_gone("a@example.org", &note);
 	assert_int_equal(qt_used("q:tenant_msgs:example.org", NULL), 0);
+	/* the last limit, committed at once, is given back too */
+	assert_int_equal(qt_used("q:tenant_rcpts:example.org", NULL), 0);
 	if (strstr(tg_buf_cstr(&note), "refunded=client_gone") == NULL)
 		fail_msg("note \"%s\" lacks refunded=client_gone",
 		    tg_buf_cstr(&note));

@@ -35,13 +35,13 @@
  * full), with err saying why.  A reservation whose answer was lost (a
  * timeout after the server ran the script) may have been made; never
  * committed, it lapses after its ttl, so a lost answer costs quota for
- * reservation_ttl at most.  TG_PERM for a bad argument, TG_NOTFOUND
- * where a function says so.  Redis failures trip a circuit breaker:
- * after breaker_failures failures in a row, calls fail at once for
- * breaker_interval, then the next call tries again.  With on_error =
- * local, reserve/commit/refund/usage answer from a per-process
- * in-memory window while the backend fails (struct tg_store_quota's
- * approximate is then true) and a warning says so.
+ * reservation_ttl at most (for the window with ttl 0).  TG_PERM for a
+ * bad argument, TG_NOTFOUND where a function says so.  Redis failures
+ * trip a circuit breaker: after breaker_failures failures in a row,
+ * calls fail at once for breaker_interval, then the next call tries
+ * again.  With on_error = local, reserve/commit/refund/usage answer
+ * from a per-process in-memory window while the backend fails (struct
+ * tg_store_quota's approximate is then true) and a warning says so.
  *
  * Threading: a struct tg_store is shared by all threads of a process;
  * every call is thread-safe and bounded by the configured timeout.  A
@@ -120,8 +120,12 @@ const char	*tg_store_backend_name(const struct tg_store *);
  * tg_store_reserve - admit amount (>= 1) against limit over the last
  * window_ms, or refuse it and change nothing.  An admitted amount is
  * a reservation q->id, counted from now on; it lapses after ttl_ms
- * unless committed.  A refusal is TG_OK with q->admitted false and
- * q->retry_after_ms (window_ms when amount > limit: it never fits).
+ * unless committed.  ttl_ms 0 means committed at once: one call where
+ * reserve and commit would be two (the last limit of a charge).  Such
+ * an entry counts for the whole window, can still be refunded by id,
+ * and its commit is TG_OK; but a lost answer then costs its amount for
+ * the window, not for a ttl.  A refusal is TG_OK with q->admitted false
+ * and q->retry_after_ms (window_ms when amount > limit: it never fits).
  */
 enum tg_status	tg_store_reserve(struct tg_store *, const char *key,
 		    uint64_t window_ms, uint64_t limit, uint64_t amount,
