@@ -23,6 +23,14 @@
  * locks the lazily built parts: the legacy RSA copy, its Montgomery
  * contexts and blinding).
  *
+ * One exception: libopendkim 2.11 never frees the key it loaded for an
+ * Ed25519 signature (dkim_free releases key data for RSA only; see
+ * tests/integration/lsan.supp), so an Ed25519 key is lent without a
+ * reference, or each message would add one for good (and an int
+ * counter wraps after 2^31 messages).  Only for library versions up to
+ * DKIM_KEYCACHE_ED25519_LEAKS; a later one gets its reference, which
+ * is right if it frees the key and costs a count per message if not.
+ *
  * The table is keyed by a hash of the PEM text and checked byte for
  * byte; it changes only while keys load or are freed, at start-up and
  * at shutdown, when nothing signs, so lookups take no lock.
@@ -44,6 +52,9 @@
 
 typedef EVP_PKEY *(*dkim_pem_read_fn)(BIO *, EVP_PKEY **, pem_password_cb *,
     void *);
+
+/* The last libopendkim known to leak the key of an Ed25519 signature. */
+#define DKIM_KEYCACHE_ED25519_LEAKS	0x020B0000U
 
 static struct dkim_map	*dkim_keycache;
 static atomic_ulong	 dkim_keycache_nhits;
@@ -111,7 +122,7 @@ dkim_keycache_hits(void)
 }
 
 /* dkim_keycache_find - the loaded key whose PEM is exactly the BIO's */
-static EVP_PKEY *
+static struct dkim_key *
 dkim_keycache_find(BIO *bp)
 {
 	struct dkim_key	*k;
@@ -125,7 +136,15 @@ dkim_keycache_find(BIO *bp)
 	if (k == NULL || strlen(k->pem) != (size_t)n ||
 	    memcmp(k->pem, data, (size_t)n) != 0)
 		return NULL;
-	return k->pkey;
+	return k;
+}
+
+/* dkim_keycache_ref - the reference libopendkim will give back, if any */
+static bool
+dkim_keycache_ref(const struct dkim_key *k)
+{
+	return k->alg != DKIM_SIGN_ED25519SHA256 ||
+	    dkim_libversion() > DKIM_KEYCACHE_ED25519_LEAKS;
 }
 
 /*
@@ -135,14 +154,14 @@ dkim_keycache_find(BIO *bp)
 EVP_PKEY *
 PEM_read_bio_PrivateKey(BIO *bp, EVP_PKEY **x, pem_password_cb *cb, void *u)
 {
-	EVP_PKEY	*pk;
+	struct dkim_key	*k;
 
 	if (x == NULL && BIO_method_type(bp) == BIO_TYPE_MEM &&
-	    (pk = dkim_keycache_find(bp)) != NULL &&
-	    EVP_PKEY_up_ref(pk) == 1) {
+	    (k = dkim_keycache_find(bp)) != NULL &&
+	    (!dkim_keycache_ref(k) || EVP_PKEY_up_ref(k->pkey) == 1)) {
 		atomic_fetch_add_explicit(&dkim_keycache_nhits, 1,
 		    memory_order_relaxed);
-		return pk;
+		return k->pkey;
 	}
 	(void)pthread_once(&dkim_pem_read_once, dkim_pem_read_resolve);
 	return dkim_pem_read_real(bp, x, cb, u);
