@@ -189,7 +189,8 @@ tg_milter_negotiate(SMFICTX *smfi, unsigned long f0, unsigned long f1,
 	    !tg_pipeline_wants(TG_STAGE_ENVFROM));
 	p |= tg_milter_want(f1, SMFIP_NR_RCPT,
 	    !tg_pipeline_wants(TG_STAGE_ENVRCPT));
-	p |= tg_milter_want(f1, SMFIP_NR_EOH, !tg_pipeline_wants(TG_STAGE_EOH));
+	/* the eoh verdict waits for eom (tg_stage_eoh): never a reply */
+	p |= tg_milter_want(f1, SMFIP_NR_EOH, true);
 	*pf1 = p;
 	*pf2 = *pf3 = 0;
 	c->pflags = p;

@@ -32,7 +32,7 @@ struct tg_ctx_msg {
 	char			*reply_rcode, *reply_xcode, *reply_text;
 	char			*quarantine;
 	enum tg_verdict		 verdict;	/* strongest so far */
-	enum tg_verdict		 pending;	/* from header/body hooks */
+	enum tg_verdict		 pending;	/* header/eoh/body hooks: for eom */
 	size_t			 ar_seen;	/* Authentication-Results */
 	size_t			 nheaders;
 	unsigned long long	 body_bytes;

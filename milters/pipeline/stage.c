@@ -322,7 +322,7 @@ tg_header_forged_ar(struct tg_ctx *ctx, const char *name, const char *value)
 	}
 }
 
-/* tg_stage_header - one header; the verdict waits for eoh */
+/* tg_stage_header - one header; the verdict waits for eom */
 enum tg_verdict
 tg_stage_header(struct tg_ctx *ctx, const char *name, const char *value)
 {
@@ -346,7 +346,20 @@ tg_call_eoh(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
 	return m->eoh != NULL ? m->eoh(ctx) : TG_CONTINUE;
 }
 
-/* tg_stage_eoh - end of headers */
+/* tg_verdict_final - a verdict that ends the message */
+static bool
+tg_verdict_final(enum tg_verdict v)
+{
+	return v != TG_CONTINUE && v != TG_QUARANTINE;
+}
+
+/*
+ * tg_stage_eoh - end of headers; the verdict waits for eom, as the
+ * headers' and the body's do.  The MTA then needs no reply here (the
+ * milter negotiates SMFIP_NR_EOH: one round trip less per message); a
+ * message refused at this point has its body sent for nothing, which
+ * is rare (a module's on_error), and its answer is the same.
+ */
 enum tg_verdict
 tg_stage_eoh(struct tg_ctx *ctx)
 {
@@ -355,11 +368,11 @@ tg_stage_eoh(struct tg_ctx *ctx)
 	if (ctx->msg == NULL)
 		tg_ctx_msg_begin(ctx);
 	v = ctx->msg->pending;
-	ctx->msg->pending = TG_CONTINUE;
-	if (v == TG_CONTINUE || v == TG_QUARANTINE)
+	if (!tg_verdict_final(v))
 		v = tg_verdict_stronger(v, tg_stage_run(ctx, tg_call_eoh, NULL,
 		    true));
-	return tg_stage_decide(ctx, v, "eoh");
+	ctx->msg->pending = v;
+	return TG_CONTINUE;
 }
 
 /* tg_call_body - one module's body hook */
@@ -381,6 +394,9 @@ tg_stage_body(struct tg_ctx *ctx, const unsigned char *p, size_t n)
 	if (ctx->msg == NULL)
 		tg_ctx_msg_begin(ctx);
 	ctx->msg->body_bytes += n;
+	/* decided already (at eoh): the modules need not read on */
+	if (tg_verdict_final(ctx->msg->pending))
+		return TG_CONTINUE;
 	ctx->msg->pending = tg_verdict_stronger(ctx->msg->pending,
 	    tg_stage_run(ctx, tg_call_body, &chunk, false));
 	return TG_CONTINUE;
@@ -404,6 +420,9 @@ tg_stage_eom(struct tg_ctx *ctx)
 	if (ctx->msg == NULL)
 		tg_ctx_msg_begin(ctx);
 	msg = ctx->msg;
+	/* decided before (eoh, body): the eom hooks have nothing to add */
+	if (tg_verdict_final(msg->pending))
+		return tg_stage_decide(ctx, msg->pending, "eom");
 	v = tg_verdict_stronger(msg->pending,
 	    tg_stage_run(ctx, tg_call_eom, NULL, false));
 	if (msg->nauthres > 0) {
