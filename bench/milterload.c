@@ -969,7 +969,9 @@ ml_report(struct ml_worker *ws, double elapsed)
 			printf(" %s=%lu", ml_rep_names[k], reps[k]);
 		for (j = 0; j < nh; j++)
 			printf(" header.%s=%lu", hn[j], hc[j]);
-		printf("\n");
+		/* the first filter's protocol flags, for nullmilter -P */
+		printf(" pflags=0x%lx\n", ws[0].pfs[0] != 0 ? ws[0].pfs[0] :
+		    ws[0].pflags);
 	} else {
 		printf("milterload: %s%s, %ld connection(s), %s TCP\n",
 		    ml_opt.socks[0].name, ml_opt.nsocks > 1 ? " (chain)" : "",

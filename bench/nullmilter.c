@@ -11,6 +11,11 @@
  * -N sets TCP_NODELAY on the listening socket (inherited by accepted
  * ones), as tollgate-milter does, so that a reply in several packets
  * (-H) does not wait for the MTA's delayed ACK.
+ * -P FLAGS negotiates exactly those protocol flags (of the ones the MTA
+ * offers; milterload -k prints a filter's as pflags=), replying
+ * SMFIS_CONTINUE wherever they ask for a reply: the cost of a real
+ * filter's dialogue with none of its work (bench/run raw).  -P implies
+ * -N, as the filter copied sets TCP_NODELAY.
  * It keeps no state; libmilter runs one thread per connection.
  */
 #include "config.h"
@@ -34,7 +39,17 @@ static struct {
 	sfsistat	 eom;		/* end-of-message answer */
 	bool		 quarantine;	/* SMFIR_QUARANTINE before it */
 	bool		 addhdr;	/* SMFIR_ADDHEADER before it */
+	bool		 pflags_set;	/* -P: exactly these flags */
+	unsigned long	 pflags;
 } nm_conf = { .eom = SMFIS_CONTINUE };
+
+/* nm_reply - no reply where the flag negotiated says so */
+static sfsistat
+nm_reply(unsigned long nr)
+{
+	return !nm_conf.pflags_set || (nm_conf.pflags & nr) ? SMFIS_NOREPLY :
+	    SMFIS_CONTINUE;
+}
 
 /* nm_negotiate - every no-reply flag offered, and no HELO or unknown */
 static sfsistat
@@ -50,7 +65,7 @@ nm_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_QUARANTINE);
-	*pf1 = f1 & want;
+	*pf1 = f1 & (nm_conf.pflags_set ? nm_conf.pflags : want);
 	*pf2 = *pf3 = 0;
 	return SMFIS_CONTINUE;
 }
@@ -61,15 +76,31 @@ nm_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 	(void)ctx;
 	(void)host;
 	(void)sa;
-	return SMFIS_NOREPLY;
+	return nm_reply(SMFIP_NR_CONN);
 }
 
 static sfsistat
-nm_args(SMFICTX *ctx, char **argv)
+nm_helo(SMFICTX *ctx, char *name)
+{
+	(void)ctx;
+	(void)name;
+	return nm_reply(SMFIP_NR_HELO);
+}
+
+static sfsistat
+nm_mail(SMFICTX *ctx, char **argv)
 {
 	(void)ctx;
 	(void)argv;
-	return SMFIS_NOREPLY;
+	return nm_reply(SMFIP_NR_MAIL);
+}
+
+static sfsistat
+nm_rcpt(SMFICTX *ctx, char **argv)
+{
+	(void)ctx;
+	(void)argv;
+	return nm_reply(SMFIP_NR_RCPT);
 }
 
 static sfsistat
@@ -78,14 +109,21 @@ nm_header(SMFICTX *ctx, char *name, char *value)
 	(void)ctx;
 	(void)name;
 	(void)value;
-	return SMFIS_NOREPLY;
+	return nm_reply(SMFIP_NR_HDR);
 }
 
 static sfsistat
-nm_noarg(SMFICTX *ctx)
+nm_data(SMFICTX *ctx)
 {
 	(void)ctx;
-	return SMFIS_NOREPLY;
+	return nm_reply(SMFIP_NR_DATA);
+}
+
+static sfsistat
+nm_eoh(SMFICTX *ctx)
+{
+	(void)ctx;
+	return nm_reply(SMFIP_NR_EOH);
 }
 
 static sfsistat
@@ -94,7 +132,7 @@ nm_body(SMFICTX *ctx, unsigned char *p, size_t len)
 	(void)ctx;
 	(void)p;
 	(void)len;
-	return SMFIS_NOREPLY;
+	return nm_reply(SMFIP_NR_BODY);
 }
 
 /* nm_eom - the configured edits and answer */
@@ -159,7 +197,7 @@ nm_nodelay(void)
 static void
 nm_usage(void)
 {
-	fprintf(stderr, "usage: nullmilter [-HN] [-a continue|accept|reject|"
+	fprintf(stderr, "usage: nullmilter [-HN] [-P flags] [-a continue|accept|reject|"
 	    "tempfail|discard|quarantine] -p socket\n");
 	exit(EX_USAGE);
 }
@@ -195,26 +233,31 @@ main(int argc, char **argv)
 		.xxfi_version = SMFI_VERSION,
 		.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE,
 		.xxfi_connect = nm_connect,
-		.xxfi_envfrom = nm_args,
-		.xxfi_envrcpt = nm_args,
+		.xxfi_helo = nm_helo,
+		.xxfi_envfrom = nm_mail,
+		.xxfi_envrcpt = nm_rcpt,
 		.xxfi_header = nm_header,
-		.xxfi_eoh = nm_noarg,
+		.xxfi_eoh = nm_eoh,
 		.xxfi_body = nm_body,
 		.xxfi_eom = nm_eom,
 		.xxfi_abort = nm_abort,
 		.xxfi_close = nm_close,
-		.xxfi_data = nm_noarg,
+		.xxfi_data = nm_data,
 		.xxfi_negotiate = nm_negotiate,
 	};
 	const char	*sock = NULL;
 	bool		 nodelay = false;
 	int		 ch;
 
-	while ((ch = getopt(argc, argv, "a:HNp:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:HNp:P:")) != -1) {
 		switch (ch) {
 		case 'a': nm_action(optarg); break;
 		case 'H': nm_conf.addhdr = true; break;
 		case 'N': nodelay = true; break;
+		case 'P':
+			nm_conf.pflags = strtoul(optarg, NULL, 0);
+			nm_conf.pflags_set = nodelay = true;
+			break;
 		case 'p': sock = optarg; break;
 		default: nm_usage();
 		}
