@@ -225,7 +225,7 @@ dkim_init_lib(const struct tg_env *env, struct tg_err *err)
 	unsigned int	flags = DKIM_LIBFLAGS_BADSIGHANDLES;
 	unsigned int	minbits = 0;	/* we judge key sizes ourselves */
 
-	if ((dkim_rt.lib = dkim_init(NULL, NULL)) == NULL)
+	if ((dkim_rt.lib = dkim_init(dkim_mem_alloc, dkim_mem_free)) == NULL)
 		return tg_err_set(err, TG_PERM, "[dkim] dkim_init failed");
 	/* BADSIGHANDLES: a malformed signature is reported, not skipped. */
 	if (dkim_options(dkim_rt.lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,

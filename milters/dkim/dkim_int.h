@@ -57,8 +57,24 @@ struct dkim_signing {
 };
 
 /* Per-message state (tg_ctx_state). */
+/*
+ * dkim_mem.c: the blocks libopendkim allocates for a message's signing
+ * handles (the closure of dkim_sign), so that what it loses is freed
+ * with the message.  The two hooks go to dkim_init.
+ */
+union dkim_mem_hdr;
+struct dkim_arena {
+	union dkim_mem_hdr	*head;
+};
+void		*dkim_mem_alloc(void *, size_t);
+void		 dkim_mem_free(void *, void *);
+/* dkim_arena_release - after every handle is freed: the blocks left */
+size_t		 dkim_arena_release(struct dkim_arena *);
+unsigned long	 dkim_mem_reclaimed(void);
+
 struct dkim_msg {
 	enum dkim_job		 job;
+	struct dkim_arena	 arena;		/* the signing handles' blocks */
 	bool			 broken;	/* libopendkim failed */
 	bool			 nosig;		/* verify: eoh found none */
 	DKIM			*vh;		/* verify handle */

@@ -38,6 +38,10 @@ dkim_msg_release(void *p)
 		if (m->signers[i].h != NULL)
 			(void)dkim_free(m->signers[i].h);
 	m->nsigners = 0;
+	/* what libopendkim lost (Ed25519's signature buffer; dkim_mem.c) */
+	if ((i = dkim_arena_release(&m->arena)) > 0)
+		tg_log_debug(NULL, "dkim: freed %zu block(s) libopendkim "
+		    "left", i);
 	tg_buf_fini(&m->line);
 	tg_buf_fini(&m->hdrs);
 }
@@ -79,7 +83,7 @@ dkim_sign_start(struct tg_ctx *ctx, struct dkim_msg *m,
 		s = &m->signers[m->nsigners];
 		s->req = req[i];
 		s->h = dkim_sign(rt->lib, (const u_char *)tg_ctx_queue_id(ctx),
-		    NULL, (dkim_sigkey_t)req[i].key->pem,
+		    &m->arena, (dkim_sigkey_t)req[i].key->pem,
 		    (const u_char *)req[i].selector,
 		    (const u_char *)req[i].domain, rt->hcanon, rt->bcanon,
 		    req[i].key->alg, -1, &st);

@@ -6,7 +6,7 @@ milters_dkim_libtg_dkim_a_SOURCES = \
 	milters/dkim/dkim_verify.c milters/dkim/dkim_resolver.c \
 	milters/dkim/dkim_prefetch.c \
 	milters/dkim/dkim_table.c milters/dkim/dkim_keys.c \
-	milters/dkim/dkim_keycache.c \
+	milters/dkim/dkim_keycache.c milters/dkim/dkim_mem.c \
 	milters/dkim/dkim_addr.c milters/dkim/dkim_map.c \
 	milters/dkim/dkim_int.h include/tollgate/dkim.h
 milters_dkim_libtg_dkim_a_CFLAGS = $(AM_CFLAGS) $(OPENDKIM_CFLAGS) \

@@ -39,7 +39,7 @@ TG_ZONE=$TG_DATA/zone.txt		# DKIM keys
 TG_AUTH_ZONE=$TG_DATA/auth-zone.txt	# SPF and DMARC records
 TG_MILTER_BIN=${TG_MILTER_BIN:-$TG_BUILDDIR/milters/pipeline/tollgate-milter}
 TG_DECISION_RE=${TG_DECISION_RE:-'decision stage='}
-# Under ASan: suppress libopendkim's own Ed25519 key leak (lsan.supp),
+# Under ASan: third-party leaks to suppress (lsan.supp; none at present),
 # with full malloc stacks since libcrypto has no frame pointers.
 TG_LSAN_OPTIONS="suppressions=$TG_IT/lsan.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
