@@ -956,11 +956,11 @@ pd_open_listener(int ready, const char *spec)
 }
 
 /*
- * pd_event_base - libevent's loop with epoll's changelist: a request
- * turns write interest on and off for its client and for Redis within
- * one loop turn, and the changelist folds that into at most one
- * epoll_ctl per descriptor and turn (two of the seven system calls a
- * request made without it; bench/RESULTS.md).
+ * pd_event_base - libevent's loop with epoll's changelist: interest
+ * turned on and off again within one loop turn (hiredis's write
+ * interest on the Redis socket, a bufferevent's) costs no epoll_ctl.
+ * The replies' own on-and-off, in different turns, is what pd_send
+ * avoids.
  */
 static struct event_base *
 pd_event_base(void)

@@ -59,6 +59,13 @@ tg_verdict_rank(enum tg_verdict v)
 	TG_PANIC("bad verdict %d", (int)v);
 }
 
+/* tg_verdict_final - see pipeline_int.h */
+bool
+tg_verdict_final(enum tg_verdict v)
+{
+	return v != TG_CONTINUE && v != TG_QUARANTINE;
+}
+
 /* tg_verdict_stronger - the verdict that wins */
 enum tg_verdict
 tg_verdict_stronger(enum tg_verdict a, enum tg_verdict b)

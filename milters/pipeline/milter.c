@@ -204,7 +204,7 @@ tg_milter_status(struct tg_conn *c, enum tg_verdict v, unsigned long nr)
 	const char	*rcode, *xcode, *text;
 	bool		 rej = v == TG_REJECT;
 
-	if (v == TG_CONTINUE || v == TG_QUARANTINE)
+	if (!tg_verdict_final(v))
 		return (c->pflags & nr) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 	if (v == TG_ACCEPT)
 		return SMFIS_ACCEPT;
@@ -227,7 +227,7 @@ tg_milter_msg_status(struct tg_conn *c, enum tg_verdict v, unsigned long nr)
 {
 	sfsistat	s = tg_milter_status(c, v, nr);
 
-	if (v != TG_CONTINUE && v != TG_QUARANTINE) {
+	if (tg_verdict_final(v)) {
 		tg_stage_done(c->tg);
 		tg_milter_msg_mark(c, false);
 	}

@@ -63,6 +63,9 @@ void	tg_ctx_msg_begin(struct tg_ctx *);
 void	tg_ctx_msg_end(struct tg_ctx *);
 char	*tg_ctx_msg_dup(struct tg_ctx *, const char *);
 
+/* tg_verdict_final - whether a verdict ends the message (all but
+ * continue and quarantine) */
+bool		tg_verdict_final(enum tg_verdict);
 /* tg_verdict_stronger - the verdict that wins when two modules differ */
 enum tg_verdict tg_verdict_stronger(enum tg_verdict, enum tg_verdict);
 

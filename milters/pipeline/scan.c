@@ -123,14 +123,6 @@ tg_scan_body(struct tg_ctx *ctx, const char *p, const char *end)
 	return v;
 }
 
-/* tg_scan_final - whether a verdict ends the message before eom */
-static bool
-tg_scan_final(enum tg_verdict v)
-{
-	return v == TG_REJECT || v == TG_TEMPFAIL || v == TG_DISCARD ||
-	    v == TG_ACCEPT;
-}
-
 /* tg_scan_envelope - connect, helo, mail and rcpt stages */
 static enum tg_verdict
 tg_scan_envelope(struct tg_ctx *ctx, const struct tg_scan_env *env)
@@ -139,13 +131,13 @@ tg_scan_envelope(struct tg_ctx *ctx, const struct tg_scan_env *env)
 	size_t		i;
 
 	v = tg_stage_connect(ctx, env->client_name, env->client_addr);
-	if (!tg_scan_final(v) && env->helo != NULL)
+	if (!tg_verdict_final(v) && env->helo != NULL)
 		v = tg_stage_helo(ctx, env->helo);
-	if (tg_scan_final(v))
+	if (tg_verdict_final(v))
 		return v;
 	v = tg_stage_envfrom(ctx, env->mail_from != NULL ? env->mail_from :
 	    "<>");
-	for (i = 0; i < env->nrcpts && !tg_scan_final(v); i++) {
+	for (i = 0; i < env->nrcpts && !tg_verdict_final(v); i++) {
 		v = tg_stage_envrcpt(ctx, env->rcpts[i]);
 		if (v == TG_REJECT || v == TG_TEMPFAIL)
 			v = TG_CONTINUE;	/* that recipient only */
@@ -165,7 +157,7 @@ tg_scan_message(const struct tg_scan_env *env, const char *text, size_t len,
 
 	*ctxp = ctx = tg_ctx_new(tg_scan_macro, (void *)env);
 	v = tg_scan_envelope(ctx, env);
-	if (tg_scan_final(v))
+	if (tg_verdict_final(v))
 		return v;
 	while (tg_header_next(p, end, &h)) {
 		(void)tg_scan_header(ctx, &h);
@@ -175,8 +167,8 @@ tg_scan_message(const struct tg_scan_env *env, const char *text, size_t len,
 	if (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end &&
 	    p[1] == '\n')))
 		p += *p == '\n' ? 1 : 2;
-	if (tg_scan_final(v = tg_stage_eoh(ctx)))
-		return v;
+	/* eoh's verdict waits for eom, as in the milter */
+	(void)tg_stage_eoh(ctx);
 	(void)tg_scan_body(ctx, p, end);
 	return tg_stage_eom(ctx);
 }

@@ -90,8 +90,7 @@ tg_stage_run(struct tg_ctx *ctx, tg_stage_call call, const void *arg,
 			ctx->msg->quarantine = tg_ctx_strdup(ctx,
 			    tg_registry_module(i)->name);
 		result = tg_verdict_stronger(result, v);
-		if (stop_early && (v == TG_REJECT || v == TG_TEMPFAIL ||
-		    v == TG_DISCARD || v == TG_ACCEPT))
+		if (stop_early && tg_verdict_final(v))
 			break;
 	}
 	tg_metric_since(TG_M_STAGE_SECONDS, tg_stage_metric_name(call), &t0);
@@ -344,13 +343,6 @@ static enum tg_verdict
 tg_call_eoh(struct tg_ctx *ctx, const struct tg_module *m, const void *arg)
 {
 	return m->eoh != NULL ? m->eoh(ctx) : TG_CONTINUE;
-}
-
-/* tg_verdict_final - a verdict that ends the message */
-static bool
-tg_verdict_final(enum tg_verdict v)
-{
-	return v != TG_CONTINUE && v != TG_QUARANTINE;
 }
 
 /*
